@@ -1,1 +1,75 @@
+//! # e2ekit
+//!
+//! Run complex workload scenarios in isolation on a container engine: many services, each in
+//! its own container on a private network, started, probed, measured through their
+//! Prometheus metrics, broken on purpose, and torn down without a trace. For integration and
+//! end-to-end tests under `cargo test`, interactive setups and benchmarks.
+//!
+//! ```no_run
+//! use e2ekit::prelude::*;
+//!
+//! # async fn scenario() -> e2ekit::Result<()> {
+//! let env = Environment::new().await?; // named after the calling test
+//! let image = HostImage::new("e2ekit/demo-app").binary("target/debug/demo-app").build(&env).await?;
+//!
+//! let app = env.runnable("app")
+//!     .with_ports([("http", 8080)])
+//!     .init(StartOptions::new(image.clone())
+//!         .command(Command::new("/bin/demo-app").args(["--listen", ":8080"]))
+//!         .readiness(HttpProbe::new("http", "/ready")))?;
+//! let peer = env.runnable("peer")
+//!     .with_ports([("http", 9090)])
+//!     .init(StartOptions::new(image)
+//!         .command(Command::new("/bin/demo-app").args(["--listen", ":9090"]))
+//!         .readiness(TcpProbe::new("http")))?;
+//!
+//! start_and_wait_ready(&[&app, &peer]).await?;
+//! println!("app answers on http://{}", app.endpoint("http")?);
+//! peer.disconnect().await?; // partition
+//! peer.connect().await?;    // heal
+//! env.close().await;        // also on drop, even while a test panics
+//! # Ok(()) }
+//! ```
+//!
+//! Every container and network carries the label `e2ekit.env=<environment name>`.
 
+#![warn(missing_docs)]
+
+mod backend;
+mod docker;
+pub mod env;
+pub mod error;
+pub mod flags;
+pub mod image;
+pub mod labels;
+pub mod metrics;
+mod naming;
+pub mod options;
+pub mod probe;
+pub mod runnable;
+
+pub use env::{Environment, EnvironmentBuilder, EnvironmentListener};
+pub use error::{Error, LogTail, Result};
+pub use flags::Flags;
+pub use image::{cargo_bin, containerize, Containerized, HostImage};
+pub use options::{Command, StartOptions};
+pub use probe::{AllProbe, CmdProbe, HttpProbe, LogProbe, Probe, TcpProbe, WaitPolicy};
+pub use runnable::{
+    start_and_wait_ready, AsRunnable, ExecOptions, ExecOutput, FutureRunnable, Runnable,
+    RunnableBuilder,
+};
+
+/// Everything a scenario needs, in one import.
+pub mod prelude {
+    pub use crate::env::{Environment, EnvironmentBuilder, EnvironmentListener};
+    pub use crate::error::{Error, Result};
+    pub use crate::flags::Flags;
+    pub use crate::image::{cargo_bin, containerize, HostImage};
+    pub use crate::options::{Command, StartOptions};
+    pub use crate::probe::{AllProbe, CmdProbe, HttpProbe, LogProbe, Probe, TcpProbe, WaitPolicy};
+    pub use crate::runnable::{
+        start_and_wait_ready, AsRunnable, ExecOptions, ExecOutput, FutureRunnable, Runnable,
+        RunnableBuilder,
+    };
+    pub use std::time::Duration;
+}

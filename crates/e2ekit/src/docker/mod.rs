@@ -1,0 +1,756 @@
+//! The Docker engine backend, spoken through the engine API with `bollard`.
+//!
+//! Users do not touch this module directly; [`crate::Environment::new`] connects to the engine
+//! named by `DOCKER_HOST` (or the default socket) and negotiates the API version.
+//!
+//! ```no_run
+//! # async fn demo() -> e2ekit::Result<()> {
+//! // DOCKER_HOST=unix:///run/user/1000/podman/podman.sock also works for Podman's socket.
+//! let env = e2ekit::Environment::new().await?;
+//! # Ok(()) }
+//! ```
+
+mod network;
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bollard::container::LogOutput;
+use bollard::exec::{CreateExecOptions, StartExecResults};
+use bollard::models::{
+    ContainerCreateBody, EndpointSettings, HostConfig, NetworkConnectRequest,
+    NetworkDisconnectRequest, NetworkingConfig, PortBinding,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, KillContainerOptionsBuilder,
+    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, LogsOptionsBuilder,
+    RemoveContainerOptionsBuilder, StopContainerOptionsBuilder, TagImageOptionsBuilder,
+    WaitContainerOptionsBuilder,
+};
+use bollard::Docker;
+use futures_util::{StreamExt, TryStreamExt};
+use tokio::io::AsyncWriteExt;
+
+use crate::backend::{
+    Backend, ContainerSpec, Leftovers, LogLine, LogStream, NetworkInfo, StartedContainer,
+};
+use crate::error::{Error, Result};
+use crate::labels;
+use crate::runnable::ExecOutput;
+
+/// Upper bound for any single engine call that is not a long wait, so a vanished engine
+/// yields an error instead of a hung test.
+const CALL_TIMEOUT: Duration = Duration::from_secs(60);
+/// Connecting must fail fast: a test suite pointed at a dead engine should say so in seconds.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Docker engine connection.
+#[derive(Clone)]
+pub(crate) struct DockerBackend {
+    docker: Docker,
+    endpoint: String,
+}
+
+impl std::fmt::Debug for DockerBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DockerBackend")
+            .field("endpoint", &self.endpoint)
+            .finish()
+    }
+}
+
+fn engine_endpoint() -> String {
+    std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".to_string())
+}
+
+/// Runs an engine call with a deadline, naming the action in the error.
+async fn within<T>(
+    action: impl FnOnce() -> String,
+    limit: Duration,
+    call: impl Future<Output = std::result::Result<T, bollard::errors::Error>>,
+) -> Result<T> {
+    match tokio::time::timeout(limit, call).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(Error::engine(action(), e)),
+        Err(_) => Err(Error::EngineTimeout {
+            action: action(),
+            after: limit,
+        }),
+    }
+}
+
+fn is_not_found(e: &bollard::errors::Error) -> bool {
+    matches!(
+        e,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}
+
+fn status_code(e: &bollard::errors::Error) -> Option<u16> {
+    match e {
+        bollard::errors::Error::DockerResponseServerError { status_code, .. } => Some(*status_code),
+        _ => None,
+    }
+}
+
+impl DockerBackend {
+    /// Connects to the engine named by `DOCKER_HOST` and negotiates the API version.
+    pub(crate) async fn connect() -> Result<Self> {
+        let endpoint = engine_endpoint();
+        let unreachable = |reason: String| Error::EngineUnreachable {
+            endpoint: endpoint.clone(),
+            reason,
+        };
+        let docker = Docker::connect_with_defaults()
+            .map_err(|e| unreachable(e.to_string()))?
+            .with_timeout(Duration::from_secs(120));
+        let docker = match tokio::time::timeout(CONNECT_TIMEOUT, docker.negotiate_version()).await
+        {
+            Ok(Ok(d)) => d,
+            Ok(Err(e)) => return Err(unreachable(e.to_string())),
+            Err(_) => {
+                return Err(unreachable(format!(
+                    "no answer within {CONNECT_TIMEOUT:?}"
+                )))
+            }
+        };
+        Ok(Self { docker, endpoint })
+    }
+
+    fn container_filter(env: &str) -> HashMap<String, Vec<String>> {
+        HashMap::from([(
+            "label".to_string(),
+            vec![format!("{}={env}", labels::ENV)],
+        )])
+    }
+
+    async fn pull(&self, image: &str, for_whom: &str) -> Result<()> {
+        let (repo, tag) = split_image(image);
+        let opts = CreateImageOptionsBuilder::default()
+            .from_image(repo)
+            .tag(tag)
+            .build();
+        let mut stream = self.docker.create_image(Some(opts), None, None);
+        // Pulls can take minutes on slow links; each progress message proves liveness.
+        loop {
+            match tokio::time::timeout(CALL_TIMEOUT, stream.next()).await {
+                Ok(None) => return Ok(()),
+                Ok(Some(Ok(_))) => {}
+                Ok(Some(Err(e))) => {
+                    return Err(Error::ImageNotFound {
+                        runnable: for_whom.to_string(),
+                        image: image.to_string(),
+                        reason: e.to_string(),
+                    })
+                }
+                Err(_) => {
+                    return Err(Error::ImageNotFound {
+                        runnable: for_whom.to_string(),
+                        image: image.to_string(),
+                        reason: format!("the pull made no progress for {CALL_TIMEOUT:?}"),
+                    })
+                }
+            }
+        }
+    }
+}
+
+/// Splits `repo[:tag][@digest]` into repository and tag (default `latest`).
+pub(crate) fn split_image(image: &str) -> (&str, &str) {
+    if image.contains('@') {
+        return (image, "");
+    }
+    match image.rsplit_once(':') {
+        // A colon before the last slash belongs to a registry port, not a tag.
+        Some((repo, tag)) if !tag.contains('/') => (repo, tag),
+        _ => (image, "latest"),
+    }
+}
+
+#[async_trait::async_trait]
+impl Backend for DockerBackend {
+    async fn reconnect(&self) -> Result<Arc<dyn Backend>> {
+        Ok(Arc::new(DockerBackend::connect().await?))
+    }
+
+    async fn create_network(
+        &self,
+        name: &str,
+        labels: BTreeMap<String, String>,
+    ) -> Result<NetworkInfo> {
+        network::create(&self.docker, name, labels).await
+    }
+
+    async fn remove_network(&self, name: &str) -> Result<()> {
+        match within(
+            || format!("removing network {name}"),
+            CALL_TIMEOUT,
+            self.docker.remove_network(name),
+        )
+        .await
+        {
+            Err(Error::Engine { source, .. }) if is_not_found(&source) => Ok(()),
+            other => other,
+        }
+    }
+
+    async fn find_environment(&self, env: &str) -> Result<Leftovers> {
+        let filters = Self::container_filter(env);
+        let containers = within(
+            || format!("listing containers of environment {env}"),
+            CALL_TIMEOUT,
+            self.docker.list_containers(Some(
+                ListContainersOptionsBuilder::default()
+                    .all(true)
+                    .filters(&filters)
+                    .build(),
+            )),
+        )
+        .await?;
+        let networks = within(
+            || format!("listing networks of environment {env}"),
+            CALL_TIMEOUT,
+            self.docker.list_networks(Some(
+                ListNetworksOptionsBuilder::default()
+                    .filters(&filters)
+                    .build(),
+            )),
+        )
+        .await?;
+        let mut found = Leftovers::default();
+        for c in containers {
+            if let Some(owner) = c.labels.as_ref().and_then(|l| l.get(labels::OWNER)) {
+                found.owners.push(owner.clone());
+            }
+            found.containers.extend(c.id);
+        }
+        for n in networks {
+            if let Some(owner) = n.labels.as_ref().and_then(|l| l.get(labels::OWNER)) {
+                found.owners.push(owner.clone());
+            }
+            found.networks.extend(n.name);
+        }
+        found.owners.sort();
+        found.owners.dedup();
+        Ok(found)
+    }
+
+    async fn remove_environment(&self, env: &str, network: Option<&str>) -> Result<()> {
+        let found = self.find_environment(env).await?;
+        let removals = found.containers.iter().map(|id| self.remove(id));
+        let results = futures_util::future::join_all(removals).await;
+        let mut first_error = results.into_iter().find_map(|r| r.err());
+        let mut networks = found.networks;
+        if let Some(n) = network {
+            if !networks.iter().any(|x| x == n) {
+                networks.push(n.to_string());
+            }
+        }
+        for n in networks {
+            if let Err(e) = self.remove_network(&n).await {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    async fn ensure_image(&self, image: &str, for_whom: &str) -> Result<()> {
+        if self.image_exists(image).await? {
+            return Ok(());
+        }
+        tracing::info!(image, runnable = for_whom, "pulling image");
+        self.pull(image, for_whom).await
+    }
+
+    async fn image_exists(&self, image: &str) -> Result<bool> {
+        match within(
+            || format!("inspecting image {image}"),
+            CALL_TIMEOUT,
+            self.docker.inspect_image(image),
+        )
+        .await
+        {
+            Ok(_) => Ok(true),
+            Err(Error::Engine { source, .. }) if is_not_found(&source) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn import_image(
+        &self,
+        repo: &str,
+        tag: &str,
+        tar: Vec<u8>,
+        changes: Vec<String>,
+    ) -> Result<()> {
+        let opts = CreateImageOptionsBuilder::default()
+            .from_src("-")
+            .repo(repo)
+            .tag(tag)
+            .changes(changes)
+            .build();
+        let body = bollard::body_full(tar.into());
+        let mut stream = self.docker.create_image(Some(opts), Some(body), None);
+        loop {
+            match tokio::time::timeout(CALL_TIMEOUT, stream.next()).await {
+                Ok(None) => return Ok(()),
+                Ok(Some(Ok(_))) => {}
+                Ok(Some(Err(e))) => {
+                    return Err(Error::ImageBuild {
+                        image: format!("{repo}:{tag}"),
+                        reason: format!("the engine refused the import: {e}"),
+                    })
+                }
+                Err(_) => {
+                    return Err(Error::EngineTimeout {
+                        action: format!("importing image {repo}:{tag}"),
+                        after: CALL_TIMEOUT,
+                    })
+                }
+            }
+        }
+    }
+
+    async fn tag_image(&self, image: &str, repo: &str, tag: &str) -> Result<()> {
+        within(
+            || format!("tagging image {image} as {repo}:{tag}"),
+            CALL_TIMEOUT,
+            self.docker.tag_image(
+                image,
+                Some(TagImageOptionsBuilder::default().repo(repo).tag(tag).build()),
+            ),
+        )
+        .await
+    }
+
+    async fn create_and_start(
+        &self,
+        spec: &ContainerSpec,
+        for_whom: &str,
+    ) -> Result<StartedContainer> {
+        let body = container_body(spec);
+        let create = || {
+            self.docker.create_container(
+                Some(
+                    CreateContainerOptionsBuilder::default()
+                        .name(&spec.name)
+                        .build(),
+                ),
+                body.clone(),
+            )
+        };
+        let action = || format!("creating container {} for runnable {for_whom}", spec.name);
+        let created = match within(action, CALL_TIMEOUT, create()).await {
+            // A container of that name left by an earlier run of this runnable: replace it.
+            Err(Error::Engine { source, .. }) if status_code(&source) == Some(409) => {
+                self.remove(&spec.name).await?;
+                within(action, CALL_TIMEOUT, create()).await?
+            }
+            Err(Error::Engine { source, .. }) if is_not_found(&source) => {
+                return Err(Error::ImageNotFound {
+                    runnable: for_whom.to_string(),
+                    image: spec.image.clone(),
+                    reason: source.to_string(),
+                })
+            }
+            other => other?,
+        };
+        let id = created.id;
+        if let Err(e) = within(
+            || format!("starting container {} for runnable {for_whom}", spec.name),
+            CALL_TIMEOUT,
+            self.docker.start_container(&id, None),
+        )
+        .await
+        {
+            let _ = self.remove(&id).await;
+            return Err(e);
+        }
+        let info = within(
+            || format!("inspecting container {} for runnable {for_whom}", spec.name),
+            CALL_TIMEOUT,
+            self.docker.inspect_container(&id, None),
+        )
+        .await?;
+        let state = info.state.unwrap_or_default();
+        let exited = match state.running {
+            Some(true) => None,
+            _ => Some(state.exit_code.unwrap_or(-1)),
+        };
+        let settings = info.network_settings.unwrap_or_default();
+        let ip = settings
+            .networks
+            .as_ref()
+            .and_then(|n| n.get(&spec.network))
+            .and_then(|e| e.ip_address.as_deref())
+            .and_then(|ip| ip.parse::<IpAddr>().ok());
+        let mut host_ports = BTreeMap::new();
+        for (key, bindings) in settings.ports.unwrap_or_default() {
+            let Some(port) = key.split('/').next().and_then(|p| p.parse::<u16>().ok()) else {
+                continue;
+            };
+            let host_port = bindings
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|b| b.host_port?.parse::<u16>().ok())
+                .next();
+            if let Some(hp) = host_port {
+                host_ports.insert(port, hp);
+            }
+        }
+        Ok(StartedContainer {
+            id,
+            ip,
+            host_ports,
+            exited,
+        })
+    }
+
+    async fn wait_exit(&self, id: &str) -> Result<i64> {
+        loop {
+            let opts = WaitContainerOptionsBuilder::default()
+                .condition("not-running")
+                .build();
+            let mut stream = self.docker.wait_container(id, Some(opts));
+            match stream.next().await {
+                Some(Ok(r)) => return Ok(r.status_code),
+                Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => {
+                    return Ok(code)
+                }
+                Some(Err(e)) if is_not_found(&e) => return Ok(-1),
+                // The long poll can be cut by client timeouts; ask again unless the engine is gone.
+                Some(Err(bollard::errors::Error::RequestTimeoutError)) => continue,
+                Some(Err(e)) => return Err(Error::engine(format!("waiting for {id} to exit"), e)),
+                None => continue,
+            }
+        }
+    }
+
+    async fn stop(&self, id: &str, grace: Duration) -> Result<()> {
+        let secs = i32::try_from(grace.as_secs()).unwrap_or(i32::MAX);
+        let res = within(
+            || format!("stopping container {id}"),
+            grace + CALL_TIMEOUT,
+            self.docker.stop_container(
+                id,
+                Some(StopContainerOptionsBuilder::default().t(secs).build()),
+            ),
+        )
+        .await;
+        match res {
+            Err(Error::Engine { source, .. })
+                if is_not_found(&source) || status_code(&source) == Some(304) =>
+            {
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    async fn kill(&self, id: &str) -> Result<()> {
+        let res = within(
+            || format!("killing container {id}"),
+            CALL_TIMEOUT,
+            self.docker.kill_container(
+                id,
+                Some(KillContainerOptionsBuilder::default().signal("KILL").build()),
+            ),
+        )
+        .await;
+        match res {
+            // 409: not running any more, which is what kill wanted.
+            Err(Error::Engine { source, .. })
+                if is_not_found(&source) || status_code(&source) == Some(409) =>
+            {
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    async fn remove(&self, id: &str) -> Result<()> {
+        let res = within(
+            || format!("removing container {id}"),
+            CALL_TIMEOUT,
+            self.docker.remove_container(
+                id,
+                Some(
+                    RemoveContainerOptionsBuilder::default()
+                        .force(true)
+                        .v(true)
+                        .build(),
+                ),
+            ),
+        )
+        .await;
+        match res {
+            // 409 "removal already in progress": someone else is removing it for us.
+            Err(Error::Engine { source, .. })
+                if is_not_found(&source) || status_code(&source) == Some(409) =>
+            {
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    async fn pause(&self, id: &str) -> Result<()> {
+        within(
+            || format!("pausing container {id}"),
+            CALL_TIMEOUT,
+            self.docker.pause_container(id),
+        )
+        .await
+    }
+
+    async fn unpause(&self, id: &str) -> Result<()> {
+        within(
+            || format!("unpausing container {id}"),
+            CALL_TIMEOUT,
+            self.docker.unpause_container(id),
+        )
+        .await
+    }
+
+    async fn disconnect(&self, id: &str, network: &str) -> Result<()> {
+        within(
+            || format!("disconnecting container {id} from network {network}"),
+            CALL_TIMEOUT,
+            self.docker.disconnect_network(
+                network,
+                NetworkDisconnectRequest {
+                    container: id.to_string(),
+                    force: Some(true),
+                },
+            ),
+        )
+        .await
+    }
+
+    async fn connect(&self, id: &str, network: &str, aliases: &[String]) -> Result<()> {
+        within(
+            || format!("connecting container {id} to network {network}"),
+            CALL_TIMEOUT,
+            self.docker.connect_network(
+                network,
+                NetworkConnectRequest {
+                    container: id.to_string(),
+                    endpoint_config: Some(EndpointSettings {
+                        aliases: Some(aliases.to_vec()),
+                        ..Default::default()
+                    }),
+                },
+            ),
+        )
+        .await
+    }
+
+    fn follow_logs(&self, id: &str) -> LogStream {
+        let opts = LogsOptionsBuilder::default()
+            .follow(true)
+            .stdout(true)
+            .stderr(true)
+            .build();
+        let id_owned = id.to_string();
+        let chunks = self.docker.logs(id, Some(opts));
+        Box::pin(split_lines(chunks.map_err(move |e| {
+            Error::engine(format!("following the output of container {id_owned}"), e)
+        })))
+    }
+
+    async fn log_tail(&self, id: &str, lines: usize) -> Vec<String> {
+        let opts = LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .tail(&lines.to_string())
+            .build();
+        let collect = split_lines(self.docker.logs(id, Some(opts)).map_err(|e| {
+            Error::engine("reading container output", e)
+        }))
+        .filter_map(|l| async move { l.ok().map(|l| l.text) })
+        .collect::<Vec<_>>();
+        tokio::time::timeout(Duration::from_secs(5), collect)
+            .await
+            .unwrap_or_default()
+    }
+
+    async fn exec(
+        &self,
+        id: &str,
+        for_whom: &str,
+        cmd: &[String],
+        stdin: Option<Vec<u8>>,
+        user: Option<&str>,
+    ) -> Result<ExecOutput> {
+        let command_line = cmd.join(" ");
+        let action = || format!("running {command_line:?} in runnable {for_whom}");
+        let created = within(
+            action,
+            CALL_TIMEOUT,
+            self.docker.create_exec(
+                id,
+                CreateExecOptions {
+                    attach_stdin: Some(stdin.is_some()),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    cmd: Some(cmd.to_vec()),
+                    user: user.map(str::to_string),
+                    ..Default::default()
+                },
+            ),
+        )
+        .await?;
+        let started = within(
+            action,
+            CALL_TIMEOUT,
+            self.docker.start_exec(&created.id, None),
+        )
+        .await?;
+        let mut stdout = Vec::new();
+        let mut stderr = Vec::new();
+        if let StartExecResults::Attached { mut output, mut input } = started {
+            if let Some(data) = stdin {
+                input
+                    .write_all(&data)
+                    .await
+                    .map_err(|e| Error::io(format!("writing stdin of {command_line:?}"), e))?;
+                input
+                    .shutdown()
+                    .await
+                    .map_err(|e| Error::io(format!("closing stdin of {command_line:?}"), e))?;
+            }
+            while let Some(chunk) = output.next().await {
+                match chunk.map_err(|e| Error::engine(action(), e))? {
+                    LogOutput::StdErr { message } => stderr.extend_from_slice(&message),
+                    LogOutput::StdOut { message } | LogOutput::Console { message } => {
+                        stdout.extend_from_slice(&message)
+                    }
+                    LogOutput::StdIn { .. } => {}
+                }
+            }
+        }
+        let inspected = within(
+            action,
+            CALL_TIMEOUT,
+            self.docker.inspect_exec(&created.id),
+        )
+        .await?;
+        Ok(ExecOutput {
+            exit_code: inspected.exit_code.unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        })
+    }
+}
+
+fn container_body(spec: &ContainerSpec) -> ContainerCreateBody {
+    let port_key = |p: &u16| format!("{p}/tcp");
+    let port_bindings = spec
+        .ports
+        .iter()
+        .map(|p| {
+            (
+                port_key(p),
+                Some(vec![PortBinding {
+                    // Published on loopback only: scenario services are not for the LAN.
+                    host_ip: Some("127.0.0.1".to_string()),
+                    host_port: Some(String::new()),
+                }]),
+            )
+        })
+        .collect::<HashMap<_, _>>();
+    let endpoint = EndpointSettings {
+        aliases: Some(spec.aliases.clone()),
+        ..Default::default()
+    };
+    ContainerCreateBody {
+        hostname: Some(spec.hostname.clone()),
+        user: spec.user.clone(),
+        exposed_ports: Some(spec.ports.iter().map(port_key).collect()),
+        env: Some(spec.env.clone()),
+        cmd: spec.cmd.clone(),
+        image: Some(spec.image.clone()),
+        entrypoint: spec.entrypoint.clone(),
+        labels: Some(spec.labels.clone().into_iter().collect()),
+        host_config: Some(HostConfig {
+            binds: Some(spec.binds.clone()),
+            port_bindings: Some(port_bindings),
+            network_mode: Some(spec.network.clone()),
+            userns_mode: spec.userns.clone(),
+            privileged: Some(spec.privileged),
+            cap_add: (!spec.capabilities.is_empty()).then(|| spec.capabilities.clone()),
+            memory: spec.memory_bytes,
+            nano_cpus: spec.nano_cpus,
+            ..Default::default()
+        }),
+        networking_config: Some(NetworkingConfig {
+            endpoints_config: Some(HashMap::from([(spec.network.clone(), endpoint)])),
+        }),
+        ..Default::default()
+    }
+}
+
+/// Turns the engine's output chunks into whole lines, per stream.
+fn split_lines(
+    chunks: impl futures_util::Stream<Item = Result<LogOutput>> + Send + 'static,
+) -> impl futures_util::Stream<Item = Result<LogLine>> + Send + 'static {
+    let mut pending: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
+    let chunks = chunks.map(Some).chain(futures_util::stream::once(async { None }));
+    chunks.flat_map(move |chunk| {
+        let mut lines = Vec::new();
+        match chunk {
+            Some(Ok(out)) => {
+                let (stderr, bytes) = match out {
+                    LogOutput::StdErr { message } => (true, message),
+                    LogOutput::StdOut { message } | LogOutput::Console { message } => {
+                        (false, message)
+                    }
+                    LogOutput::StdIn { message } => (false, message),
+                };
+                let buf = &mut pending[usize::from(stderr)];
+                buf.extend_from_slice(&bytes);
+                while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
+                    let line: Vec<u8> = buf.drain(..=pos).collect();
+                    lines.push(Ok(LogLine {
+                        stderr,
+                        text: String::from_utf8_lossy(&line[..line.len() - 1])
+                            .trim_end_matches('\r')
+                            .to_string(),
+                    }));
+                }
+            }
+            Some(Err(e)) => lines.push(Err(e)),
+            None => {
+                for (i, buf) in pending.iter_mut().enumerate() {
+                    if !buf.is_empty() {
+                        lines.push(Ok(LogLine {
+                            stderr: i == 1,
+                            text: String::from_utf8_lossy(buf).to_string(),
+                        }));
+                        buf.clear();
+                    }
+                }
+            }
+        }
+        futures_util::stream::iter(lines)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_image;
+
+    #[test]
+    fn image_references_split_into_repo_and_tag() {
+        assert_eq!(split_image("busybox"), ("busybox", "latest"));
+        assert_eq!(split_image("quay.io/p/p:v2"), ("quay.io/p/p", "v2"));
+        assert_eq!(split_image("localhost:5000/x"), ("localhost:5000/x", "latest"));
+        assert_eq!(split_image("localhost:5000/x:1"), ("localhost:5000/x", "1"));
+    }
+}

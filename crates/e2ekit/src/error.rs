@@ -1,0 +1,258 @@
+//! The one error type of e2ekit.
+//!
+//! Every variant names what failed and for which runnable; where a container was involved it
+//! carries the container's exit code and the tail of its output, so a failing test explains
+//! itself without a second run.
+//!
+//! ```
+//! use e2ekit::Error;
+//!
+//! fn explain(err: &Error) -> String {
+//!     match err.runnable() {
+//!         Some(name) => format!("runnable {name} failed: {err}"),
+//!         None => format!("environment failed: {err}"),
+//!     }
+//! }
+//! # let _ = explain;
+//! ```
+
+use std::fmt;
+use std::time::Duration;
+
+/// Result alias used across e2ekit.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The last lines a container printed, shown in errors.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogTail(pub Vec<String>);
+
+impl fmt::Display for LogTail {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            return write!(f, "\n  (the container printed nothing)");
+        }
+        write!(f, "\n  last {} line(s) of its output:", self.0.len())?;
+        for line in &self.0 {
+            write!(f, "\n  | {line}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Everything that can go wrong in e2ekit.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The container engine could not be reached or did not answer in time.
+    #[error("cannot reach the container engine at {endpoint}: {reason}. Is the Docker daemon running and is DOCKER_HOST right?")]
+    EngineUnreachable {
+        /// Where we tried to connect (DOCKER_HOST or the default socket).
+        endpoint: String,
+        /// What happened.
+        reason: String,
+    },
+
+    /// An engine call failed.
+    #[error("engine call failed while {action}: {source}")]
+    Engine {
+        /// What e2ekit was doing, with the runnable or environment it was for.
+        action: String,
+        /// The engine's error.
+        #[source]
+        source: bollard::errors::Error,
+    },
+
+    /// An engine call did not answer within its deadline.
+    #[error("engine call timed out after {after:?} while {action}")]
+    EngineTimeout {
+        /// What e2ekit was doing.
+        action: String,
+        /// How long it waited.
+        after: Duration,
+    },
+
+    /// A name given by the user is not usable.
+    #[error("invalid {what} name {name:?}: {reason}")]
+    InvalidName {
+        /// "environment" or "runnable".
+        what: &'static str,
+        /// The rejected name.
+        name: String,
+        /// Why it was rejected and what is allowed.
+        reason: String,
+    },
+
+    /// A runnable name was registered twice in one environment.
+    #[error("runnable {name:?} is already registered in environment {env:?}; runnable names must be unique per environment")]
+    DuplicateRunnable {
+        /// Environment name.
+        env: String,
+        /// Runnable name.
+        name: String,
+    },
+
+    /// The environment was closed; it accepts no new runnables and starts nothing.
+    #[error("environment {env:?} is closed")]
+    EnvironmentClosed {
+        /// Environment name.
+        env: String,
+    },
+
+    /// Another live process owns an environment of the same name.
+    #[error("environment {env:?} is in use by another live process ({owner}); give one of them another name with Environment::builder().name(..)")]
+    EnvironmentInUse {
+        /// Environment name.
+        env: String,
+        /// Owner label of the other process (host:pid:start).
+        owner: String,
+    },
+
+    /// A port name was not declared with `with_ports`.
+    #[error("runnable {runnable:?} has no port named {port:?} (declared: {known:?})")]
+    UnknownPort {
+        /// Runnable name.
+        runnable: String,
+        /// The requested port name.
+        port: String,
+        /// Port names that exist.
+        known: Vec<String>,
+    },
+
+    /// An operation needs a running container.
+    #[error("cannot {action} runnable {runnable:?}: it is not running")]
+    NotRunning {
+        /// Runnable name.
+        runnable: String,
+        /// What was attempted.
+        action: String,
+    },
+
+    /// The image is not present and could not be pulled.
+    #[error("image {image:?} for runnable {runnable:?} is not present locally and could not be pulled: {reason}")]
+    ImageNotFound {
+        /// Runnable name (or the image builder's name).
+        runnable: String,
+        /// The image reference.
+        image: String,
+        /// The engine's answer.
+        reason: String,
+    },
+
+    /// The container exited while e2ekit waited for it to start or become ready.
+    #[error("runnable {runnable:?} exited with code {exit_code} while {during}{logs}")]
+    ContainerExited {
+        /// Runnable name.
+        runnable: String,
+        /// The container's exit code (137 means killed, often out of memory).
+        exit_code: i64,
+        /// What e2ekit was doing ("starting", "waiting for readiness").
+        during: String,
+        /// The last lines the container printed.
+        logs: LogTail,
+    },
+
+    /// The readiness probe did not pass before the wait policy gave up.
+    #[error("runnable {runnable:?} was not ready after {after:?} ({attempts} probe attempts); last probe result: {last_error}{logs}")]
+    NotReady {
+        /// Runnable name.
+        runnable: String,
+        /// How long e2ekit waited.
+        after: Duration,
+        /// How many times the probe ran.
+        attempts: u32,
+        /// Why the last probe failed.
+        last_error: String,
+        /// The last lines the container printed.
+        logs: LogTail,
+    },
+
+    /// A command run inside a container exited with a non-zero code.
+    #[error("command {command:?} in runnable {runnable:?} exited with code {exit_code}\n  stdout: {stdout:?}\n  stderr: {stderr:?}")]
+    Exec {
+        /// Runnable name.
+        runnable: String,
+        /// The command line.
+        command: String,
+        /// Exit code of the command.
+        exit_code: i64,
+        /// Everything it wrote to stdout.
+        stdout: String,
+        /// Everything it wrote to stderr.
+        stderr: String,
+    },
+
+    /// Building an image from host files failed.
+    #[error("cannot build image {image:?}: {reason}")]
+    ImageBuild {
+        /// The image reference being built.
+        image: String,
+        /// What went wrong.
+        reason: String,
+    },
+
+    /// A host I/O operation failed.
+    #[error("{context}: {source}")]
+    Io {
+        /// What e2ekit was doing.
+        context: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A value given by the user is not valid.
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+
+    /// A metrics operation failed (fetching, parsing, or an expectation that never held).
+    #[error("{0}")]
+    Metrics(String),
+}
+
+impl Error {
+    /// The runnable the error is about, if any.
+    pub fn runnable(&self) -> Option<&str> {
+        match self {
+            Error::UnknownPort { runnable, .. }
+            | Error::NotRunning { runnable, .. }
+            | Error::ImageNotFound { runnable, .. }
+            | Error::ContainerExited { runnable, .. }
+            | Error::NotReady { runnable, .. }
+            | Error::Exec { runnable, .. } => Some(runnable),
+            Error::DuplicateRunnable { name, .. } => Some(name),
+            _ => None,
+        }
+    }
+
+    /// The container exit code carried by the error, if a container exited.
+    pub fn exit_code(&self) -> Option<i64> {
+        match self {
+            Error::ContainerExited { exit_code, .. } | Error::Exec { exit_code, .. } => {
+                Some(*exit_code)
+            }
+            _ => None,
+        }
+    }
+
+    /// The container output carried by the error, if any.
+    pub fn log_tail(&self) -> Option<&[String]> {
+        match self {
+            Error::ContainerExited { logs, .. } | Error::NotReady { logs, .. } => Some(&logs.0),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn engine(action: impl Into<String>, source: bollard::errors::Error) -> Self {
+        Error::Engine {
+            action: action.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Self {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+}

@@ -1,0 +1,173 @@
+//! Environment and runnable names: derivation from the running test, and validation.
+//!
+//! A derived name is stable across runs of the same test (so leftovers of a killed run are
+//! found and removed) and distinct between tests, including same-named tests in different
+//! test binaries.
+
+use crate::error::{Error, Result};
+
+/// Longest environment name; leaves room for `-<runnable>` within a 63-character DNS label.
+pub(crate) const MAX_ENV_NAME: usize = 40;
+const RESERVED: [&str; 3] = ["bridge", "host", "none"];
+
+fn valid_chars(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+}
+
+/// Validates an explicit environment name.
+pub(crate) fn validate_env_name(name: &str) -> Result<()> {
+    let invalid = |reason: String| Error::InvalidName {
+        what: "environment",
+        name: name.to_string(),
+        reason,
+    };
+    if name.is_empty() || name.len() > MAX_ENV_NAME {
+        return Err(invalid(format!(
+            "must be 1 to {MAX_ENV_NAME} characters long"
+        )));
+    }
+    if !valid_chars(name) {
+        return Err(invalid(
+            "use letters, digits, '-', '_' or '.', starting with a letter or digit".to_string(),
+        ));
+    }
+    if RESERVED.contains(&name) {
+        return Err(invalid(format!(
+            "{name:?} is the name of a built-in Docker network"
+        )));
+    }
+    Ok(())
+}
+
+/// Validates a runnable name within an environment.
+pub(crate) fn validate_runnable_name(env: &str, name: &str) -> Result<()> {
+    let invalid = |reason: String| Error::InvalidName {
+        what: "runnable",
+        name: name.to_string(),
+        reason,
+    };
+    // The container name `<env>-<name>` doubles as a DNS name on the network.
+    let max = 63 - env.len() - 1;
+    if name.is_empty() || name.len() > max {
+        return Err(invalid(format!(
+            "must be 1 to {max} characters long in environment {env:?}"
+        )));
+    }
+    if !valid_chars(name) {
+        return Err(invalid(
+            "use letters, digits, '-', '_' or '.', starting with a letter or digit".to_string(),
+        ));
+    }
+    Ok(())
+}
+
+/// FNV-1a: a hash that is stable across Rust versions, unlike `DefaultHasher`.
+pub(crate) fn stable_hash(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+fn sanitize(raw: &str) -> String {
+    let mut out = String::with_capacity(raw.len());
+    for c in raw.chars() {
+        let c = c.to_ascii_lowercase();
+        if c.is_ascii_alphanumeric() {
+            out.push(c);
+        } else if !out.ends_with('-') && !out.is_empty() {
+            out.push('-');
+        }
+    }
+    out.trim_end_matches('-').to_string()
+}
+
+/// Strips cargo's `-<16 hex digits>` suffix from a test binary's file stem.
+fn binary_name(stem: &str) -> &str {
+    match stem.rsplit_once('-') {
+        Some((base, hash)) if hash.len() == 16 && hash.chars().all(|c| c.is_ascii_hexdigit()) => {
+            base
+        }
+        _ => stem,
+    }
+}
+
+/// Builds a valid environment name from a binary stem and a test (thread) name.
+pub(crate) fn derive(binary_stem: &str, test: Option<&str>) -> String {
+    let raw = match test {
+        Some(t) if t != "main" && !t.is_empty() => {
+            format!("{}-{}", binary_name(binary_stem), t)
+        }
+        _ => binary_name(binary_stem).to_string(),
+    };
+    let mut name = sanitize(&raw);
+    if name.is_empty() {
+        name = "e2ekit".to_string();
+    }
+    if name.len() > MAX_ENV_NAME || RESERVED.contains(&name.as_str()) {
+        // Keep the readable tail (the test function) and make the whole unique with a hash.
+        let hash = format!("{:08x}", stable_hash(&raw) as u32);
+        let keep = MAX_ENV_NAME - hash.len() - 1;
+        let tail = &name[name.len().saturating_sub(keep)..];
+        name = format!("{}-{hash}", tail.trim_start_matches('-'));
+    }
+    name
+}
+
+/// The name of the calling test: libtest names each test's thread after the test path.
+pub(crate) fn derive_from_current_test() -> String {
+    let exe = std::env::current_exe().ok();
+    let stem = exe
+        .as_ref()
+        .and_then(|p| p.file_stem())
+        .and_then(|s| s.to_str())
+        .unwrap_or("e2ekit");
+    derive(stem, std::thread::current().name())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn derived_names_are_stable_sanitised_and_short() {
+        let a = derive("integration-0123456789abcdef", Some("env::starts_and_stops"));
+        assert_eq!(a, "integration-env-starts-and-stops");
+        assert_eq!(
+            a,
+            derive("integration-0123456789abcdef", Some("env::starts_and_stops"))
+        );
+        let long = derive(
+            "some_really_long_test_binary-0123456789abcdef",
+            Some("module::submodule::a_test_with_a_very_long_descriptive_name"),
+        );
+        assert!(long.len() <= MAX_ENV_NAME, "{long}");
+        validate_env_name(&long).unwrap();
+        assert!(long.contains("descriptive-name"));
+    }
+
+    #[test]
+    fn same_test_name_in_two_binaries_differs() {
+        assert_ne!(derive("a-0123456789abcdef", Some("t")), derive("b-0123456789abcdef", Some("t")));
+    }
+
+    #[test]
+    fn main_thread_uses_the_binary_name() {
+        assert_eq!(derive("standalone", Some("main")), "standalone");
+        assert_eq!(derive("standalone", None), "standalone");
+        assert_eq!(derive("___", None), "e2ekit");
+    }
+
+    #[test]
+    fn bad_names_are_rejected_with_a_reason() {
+        for bad in ["", "-x", "a b", "bridge", &"x".repeat(41), "ünï"] {
+            let err = validate_env_name(bad).unwrap_err().to_string();
+            assert!(err.contains("invalid environment name"), "{err}");
+        }
+        validate_env_name("demo_1.a-b").unwrap();
+        assert!(validate_runnable_name("env", "a/b").is_err());
+        assert!(validate_runnable_name("env", &"x".repeat(60)).is_err());
+        validate_runnable_name("env", "prometheus-1").unwrap();
+    }
+}

@@ -1,0 +1,239 @@
+//! What to run and how: [`StartOptions`] and [`Command`].
+//!
+//! ```
+//! use e2ekit::prelude::*;
+//! use std::time::Duration;
+//!
+//! let opts = StartOptions::new("e2ekit/demo-app:latest")
+//!     .command(Command::new("/bin/demo-app").args(["--listen", ":8080"]))
+//!     .env("RUST_LOG", "info")
+//!     .user("1000:1000")
+//!     .memory_bytes(256 << 20)
+//!     .cpus(0.5)
+//!     .readiness(HttpProbe::new("http", "/ready"))
+//!     .wait_policy(WaitPolicy::timeout(Duration::from_secs(20)));
+//! # let _ = opts;
+//! ```
+
+use std::fmt;
+
+use crate::probe::{Probe, WaitPolicy};
+
+/// A command line: program plus arguments.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Command {
+    pub(crate) program: String,
+    pub(crate) args: Vec<String>,
+    pub(crate) entrypoint_disabled: bool,
+}
+
+impl Command {
+    /// A command running `program`.
+    pub fn new(program: impl Into<String>) -> Self {
+        Self {
+            program: program.into(),
+            ..Self::default()
+        }
+    }
+
+    /// Appends one argument.
+    pub fn arg(mut self, arg: impl Into<String>) -> Self {
+        self.args.push(arg.into());
+        self
+    }
+
+    /// Appends arguments.
+    pub fn args<I, S>(mut self, args: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.args.extend(args.into_iter().map(Into::into));
+        self
+    }
+
+    /// Runs the program instead of the image's entrypoint rather than as arguments to it.
+    pub fn disable_entrypoint(mut self) -> Self {
+        self.entrypoint_disabled = true;
+        self
+    }
+
+    /// A shell command: `sh -c <script>` (the image needs a shell).
+    pub fn sh(script: impl Into<String>) -> Self {
+        Self::new("sh").arg("-c").arg(script)
+    }
+
+    /// Program and arguments as one vector.
+    pub fn to_vec(&self) -> Vec<String> {
+        std::iter::once(self.program.clone())
+            .chain(self.args.iter().cloned())
+            .collect()
+    }
+}
+
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.to_vec().join(" "))
+    }
+}
+
+impl From<&str> for Command {
+    fn from(program: &str) -> Self {
+        Command::new(program)
+    }
+}
+
+/// How to start a runnable's container.
+#[derive(Debug, Clone)]
+pub struct StartOptions {
+    pub(crate) image: String,
+    pub(crate) command: Option<Command>,
+    pub(crate) entrypoint: Option<Vec<String>>,
+    pub(crate) env: Vec<(String, String)>,
+    pub(crate) user: Option<String>,
+    pub(crate) readiness: Option<Probe>,
+    pub(crate) wait_policy: WaitPolicy,
+    pub(crate) volumes: Vec<String>,
+    pub(crate) userns: Option<String>,
+    pub(crate) privileged: bool,
+    pub(crate) capabilities: Vec<String>,
+    pub(crate) memory_bytes: Option<i64>,
+    pub(crate) cpus: Option<f64>,
+}
+
+impl StartOptions {
+    /// Options for running `image` (pulled first when absent locally).
+    pub fn new(image: impl Into<String>) -> Self {
+        Self {
+            image: image.into(),
+            command: None,
+            entrypoint: None,
+            env: Vec::new(),
+            user: None,
+            readiness: None,
+            wait_policy: WaitPolicy::default(),
+            volumes: Vec::new(),
+            userns: None,
+            privileged: false,
+            capabilities: Vec::new(),
+            memory_bytes: None,
+            cpus: None,
+        }
+    }
+
+    /// The image reference.
+    pub fn image(&self) -> &str {
+        &self.image
+    }
+
+    /// The command to run (arguments to the image's entrypoint unless disabled on the command).
+    pub fn command(mut self, command: impl Into<Command>) -> Self {
+        self.command = Some(command.into());
+        self
+    }
+
+    /// Replaces the image's entrypoint.
+    pub fn entrypoint<I, S>(mut self, entrypoint: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.entrypoint = Some(entrypoint.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Adds an environment variable.
+    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.env.push((key.into(), value.into()));
+        self
+    }
+
+    /// Runs as this user (`uid`, `uid:gid` or a name known to the image).
+    pub fn user(mut self, user: impl Into<String>) -> Self {
+        self.user = Some(user.into());
+        self
+    }
+
+    /// Runs as the user running the test, so files written to the shared dir stay removable.
+    pub fn host_user(self) -> Self {
+        match host_uid_gid() {
+            Some((uid, gid)) => self.user(format!("{uid}:{gid}")),
+            None => self,
+        }
+    }
+
+    /// The probe that decides when the runnable is ready. Without one, ready means running.
+    pub fn readiness(mut self, probe: impl Into<Probe>) -> Self {
+        self.readiness = Some(probe.into());
+        self
+    }
+
+    /// How long and how often to probe readiness.
+    pub fn wait_policy(mut self, policy: WaitPolicy) -> Self {
+        self.wait_policy = policy;
+        self
+    }
+
+    /// Adds a bind mount `host:container[:ro]`.
+    pub fn volume(mut self, spec: impl Into<String>) -> Self {
+        self.volumes.push(spec.into());
+        self
+    }
+
+    /// User namespace mode (e.g. `host`).
+    pub fn userns(mut self, mode: impl Into<String>) -> Self {
+        self.userns = Some(mode.into());
+        self
+    }
+
+    /// Runs the container privileged.
+    pub fn privileged(mut self, privileged: bool) -> Self {
+        self.privileged = privileged;
+        self
+    }
+
+    /// Adds a Linux capability (e.g. `NET_ADMIN`).
+    pub fn capability(mut self, cap: impl Into<String>) -> Self {
+        self.capabilities.push(cap.into());
+        self
+    }
+
+    /// Memory limit in bytes.
+    pub fn memory_bytes(mut self, bytes: i64) -> Self {
+        self.memory_bytes = Some(bytes);
+        self
+    }
+
+    /// CPU limit in cores (overrides the environment's limit).
+    pub fn cpus(mut self, cpus: f64) -> Self {
+        self.cpus = Some(cpus);
+        self
+    }
+}
+
+fn host_uid_gid() -> Option<(u32, u32)> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        // The owner of our own process directory is our effective user; no libc call needed.
+        let meta = std::fs::metadata("/proc/self").ok()?;
+        Some((meta.uid(), meta.gid()))
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn command_renders_program_and_args() {
+        let c = Command::new("/bin/app").arg("-v").args(["--x", "1"]);
+        assert_eq!(c.to_vec(), ["/bin/app", "-v", "--x", "1"]);
+        assert_eq!(c.to_string(), "/bin/app -v --x 1");
+        assert_eq!(Command::sh("echo hi").to_vec(), ["sh", "-c", "echo hi"]);
+    }
+}

@@ -1,0 +1,729 @@
+//! Runnables: a service in its own container, from definition to teardown.
+//!
+//! A runnable goes builder → future (linkable: its internal endpoint and directory are known
+//! before anything starts) → runnable (started, probed, stopped, broken on purpose).
+//!
+//! ```no_run
+//! use e2ekit::prelude::*;
+//!
+//! # async fn demo(env: &Environment) -> e2ekit::Result<()> {
+//! let future = env.runnable("peer").with_ports([("http", 9090)]).future()?;
+//! let peer_addr = future.internal_endpoint("http")?; // "<env>-peer:9090", before start
+//! let peer = future.init(StartOptions::new("e2ekit/demo-app:latest")
+//!     .command(Command::new("/bin/demo-app").args(["--listen", ":9090"]))
+//!     .readiness(HttpProbe::new("http", "/ready")))?;
+//! peer.start().await?;
+//! peer.wait_ready().await?;
+//! println!("{peer_addr} is reachable from the host at {}", peer.endpoint("http")?);
+//! let out = peer.exec(Command::new("cat").arg("/etc/hostname")).await?;
+//! assert_eq!(out.stdout.trim(), "peer");
+//! peer.stop().await?;
+//! # Ok(()) }
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures_util::StreamExt;
+use tokio::sync::{watch, Notify};
+
+use crate::backend::{Backend, ContainerSpec};
+use crate::env::EnvCore;
+use crate::error::{Error, LogTail, Result};
+use crate::options::{Command, StartOptions};
+use crate::probe::{LogProbe, Probe, ProbeTarget};
+
+/// How many lines of container output errors carry.
+pub(crate) const LOG_TAIL_LINES: usize = 20;
+/// Grace period of [`Runnable::stop`] before the engine kills the process.
+const STOP_GRACE: Duration = Duration::from_secs(30);
+/// Longest single probe attempt.
+const MAX_ATTEMPT: Duration = Duration::from_secs(2);
+
+/// What a command run with [`Runnable::exec`] printed and how it exited.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecOutput {
+    /// The command's exit code.
+    pub exit_code: i64,
+    /// Everything written to stdout.
+    pub stdout: String,
+    /// Everything written to stderr.
+    pub stderr: String,
+}
+
+/// Extra settings for [`Runnable::exec_with`].
+#[derive(Debug, Clone, Default)]
+pub struct ExecOptions {
+    stdin: Option<Vec<u8>>,
+    user: Option<String>,
+}
+
+impl ExecOptions {
+    /// Default options: no stdin, the container's user.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Bytes fed to the command's stdin (then closed).
+    pub fn stdin(mut self, data: impl Into<Vec<u8>>) -> Self {
+        self.stdin = Some(data.into());
+        self
+    }
+
+    /// Runs the command as this user.
+    pub fn user(mut self, user: impl Into<String>) -> Self {
+        self.user = Some(user.into());
+        self
+    }
+}
+
+/// First step of defining a runnable; see [`crate::Environment::runnable`].
+#[derive(Debug)]
+pub struct RunnableBuilder {
+    core: Arc<EnvCore>,
+    name: String,
+    ports: Vec<(String, u16)>,
+}
+
+impl RunnableBuilder {
+    pub(crate) fn new(core: Arc<EnvCore>, name: String) -> Self {
+        Self {
+            core,
+            name,
+            ports: Vec::new(),
+        }
+    }
+
+    /// Names the container ports the runnable listens on (`[("http", 8080)]`). Each is
+    /// published on 127.0.0.1 at a free host port.
+    pub fn with_ports<I, S>(mut self, ports: I) -> Self
+    where
+        I: IntoIterator<Item = (S, u16)>,
+        S: Into<String>,
+    {
+        for (name, port) in ports {
+            let name = name.into();
+            self.ports.retain(|(n, _)| *n != name);
+            self.ports.push((name, port));
+        }
+        self
+    }
+
+    /// Registers the name and returns a runnable that can be linked to before it is defined.
+    pub fn future(self) -> Result<FutureRunnable> {
+        self.core.register(&self.name)?;
+        let dir = self.core.shared_dir.join("data").join(&self.name);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::io(format!("creating the directory of runnable {:?}", self.name), e))?;
+        set_open_permissions(&dir);
+        Ok(FutureRunnable {
+            core: self.core,
+            name: self.name,
+            ports: self.ports,
+            dir,
+        })
+    }
+
+    /// Registers the name and defines the runnable in one step.
+    pub fn init(self, options: StartOptions) -> Result<Runnable> {
+        self.future()?.init(options)
+    }
+}
+
+fn set_open_permissions(dir: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777));
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+}
+
+/// A registered runnable whose start options are not given yet.
+#[derive(Debug)]
+pub struct FutureRunnable {
+    core: Arc<EnvCore>,
+    name: String,
+    ports: Vec<(String, u16)>,
+    dir: PathBuf,
+}
+
+impl FutureRunnable {
+    /// The runnable's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its directory: the same absolute path on the host and inside every container.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// `<container-name>:<port>`, reachable from other runnables of the environment.
+    pub fn internal_endpoint(&self, port: &str) -> Result<String> {
+        internal_endpoint(&self.core, &self.name, &self.ports, port)
+    }
+
+    /// Gives the start options; checks that the readiness probe uses declared ports.
+    pub fn init(self, options: StartOptions) -> Result<Runnable> {
+        if let Some(probe) = &options.readiness {
+            for port in probe.port_names() {
+                port_of(&self.name, &self.ports, port)?;
+            }
+        }
+        Ok(Runnable {
+            inner: Arc::new(RunnableInner {
+                container_name: container_name(&self.core, &self.name),
+                core: self.core,
+                name: self.name,
+                ports: self.ports,
+                dir: self.dir,
+                options,
+                state: Mutex::new(None),
+                op: tokio::sync::Mutex::new(()),
+            }),
+        })
+    }
+}
+
+fn container_name(core: &EnvCore, name: &str) -> String {
+    format!("{}-{name}", core.name)
+}
+
+fn port_of(runnable: &str, ports: &[(String, u16)], port: &str) -> Result<u16> {
+    ports
+        .iter()
+        .find(|(n, _)| n == port)
+        .map(|(_, p)| *p)
+        .ok_or_else(|| Error::UnknownPort {
+            runnable: runnable.to_string(),
+            port: port.to_string(),
+            known: ports.iter().map(|(n, _)| n.clone()).collect(),
+        })
+}
+
+fn internal_endpoint(
+    core: &EnvCore,
+    name: &str,
+    ports: &[(String, u16)],
+    port: &str,
+) -> Result<String> {
+    let p = port_of(name, ports, port)?;
+    Ok(format!("{}:{p}", container_name(core, name)))
+}
+
+/// A started (or startable) container.
+struct Running {
+    id: String,
+    ip: Option<IpAddr>,
+    host_ports: BTreeMap<u16, u16>,
+    exit: watch::Receiver<Option<i64>>,
+    probe: Option<Probe>,
+    log_lines: Arc<Notify>,
+}
+
+pub(crate) struct RunnableInner {
+    core: Arc<EnvCore>,
+    name: String,
+    container_name: String,
+    ports: Vec<(String, u16)>,
+    dir: PathBuf,
+    options: StartOptions,
+    state: Mutex<Option<Running>>,
+    /// Serialises start/stop/kill of one runnable.
+    op: tokio::sync::Mutex<()>,
+}
+
+/// A service in its own container. Cheap to clone; clones control the same container.
+#[derive(Clone)]
+pub struct Runnable {
+    inner: Arc<RunnableInner>,
+}
+
+impl fmt::Debug for Runnable {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Runnable")
+            .field("name", &self.inner.name)
+            .field("env", &self.inner.core.name)
+            .field("image", &self.inner.options.image)
+            .field("ports", &self.inner.ports)
+            .field("running", &self.is_running())
+            .finish()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// What a wait needs from the current container, copied out of the lock.
+struct Snapshot {
+    id: String,
+    ip: Option<IpAddr>,
+    host_ports: BTreeMap<u16, u16>,
+    exit: watch::Receiver<Option<i64>>,
+    probe: Option<Probe>,
+    log_lines: Arc<Notify>,
+}
+
+impl Runnable {
+    pub(crate) fn from_inner(inner: Arc<RunnableInner>) -> Self {
+        Self { inner }
+    }
+
+    /// The runnable's name (its hostname inside the container).
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The container's name on the engine (`<env>-<name>`).
+    pub fn container_name(&self) -> &str {
+        &self.inner.container_name
+    }
+
+    /// Its directory: the same absolute path on the host and inside every container.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// The declared ports, by name.
+    pub fn ports(&self) -> &[(String, u16)] {
+        &self.inner.ports
+    }
+
+    /// The start options.
+    pub fn options(&self) -> &StartOptions {
+        &self.inner.options
+    }
+
+    /// Whether its container is running now (a crash is noticed as it happens).
+    pub fn is_running(&self) -> bool {
+        lock(&self.inner.state)
+            .as_ref()
+            .is_some_and(|r| r.exit.borrow().is_none())
+    }
+
+    /// `<container-name>:<port>`, reachable from other runnables of the environment.
+    pub fn internal_endpoint(&self, port: &str) -> Result<String> {
+        internal_endpoint(&self.inner.core, &self.inner.name, &self.inner.ports, port)
+    }
+
+    /// `127.0.0.1:<host port>`, reachable from the host. Errors when not running.
+    pub fn endpoint(&self, port: &str) -> Result<String> {
+        let container_port = port_of(&self.inner.name, &self.inner.ports, port)?;
+        let state = lock(&self.inner.state);
+        let running = state
+            .as_ref()
+            .filter(|r| r.exit.borrow().is_none())
+            .ok_or_else(|| self.not_running(&format!("get the endpoint of port {port:?} of")))?;
+        let host_port = running.host_ports.get(&container_port).ok_or_else(|| {
+            Error::InvalidArgument(format!(
+                "port {port:?} ({container_port}) of runnable {:?} has no published host port",
+                self.inner.name
+            ))
+        })?;
+        Ok(format!("127.0.0.1:{host_port}"))
+    }
+
+    /// The container's address on the environment network, when running.
+    pub fn container_ip(&self) -> Option<IpAddr> {
+        lock(&self.inner.state).as_ref().and_then(|r| r.ip)
+    }
+
+    fn not_running(&self, action: &str) -> Error {
+        Error::NotRunning {
+            runnable: self.inner.name.clone(),
+            action: action.to_string(),
+        }
+    }
+
+    fn backend(&self) -> &dyn Backend {
+        self.inner.core.backend.as_ref()
+    }
+
+    fn spec(&self) -> ContainerSpec {
+        let core = &self.inner.core;
+        let opts = &self.inner.options;
+        let (entrypoint, cmd) = match &opts.command {
+            Some(c) if c.entrypoint_disabled => (Some(vec![c.program.clone()]), Some(c.args.clone())),
+            Some(c) => (opts.entrypoint.clone(), Some(c.to_vec())),
+            None => (opts.entrypoint.clone(), None),
+        };
+        let shared = core.shared_dir.display().to_string();
+        let mut binds = vec![format!("{shared}:{shared}")];
+        binds.extend(core.volumes.iter().cloned());
+        binds.extend(opts.volumes.iter().cloned());
+        ContainerSpec {
+            name: self.inner.container_name.clone(),
+            hostname: self.inner.name.clone(),
+            aliases: vec![self.inner.name.clone()],
+            image: opts.image.clone(),
+            entrypoint,
+            cmd,
+            env: opts.env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+            user: opts.user.clone(),
+            labels: core.container_labels(&self.inner.name),
+            ports: self.inner.ports.iter().map(|(_, p)| *p).collect(),
+            binds,
+            userns: opts.userns.clone(),
+            privileged: opts.privileged,
+            capabilities: opts.capabilities.clone(),
+            memory_bytes: opts.memory_bytes,
+            nano_cpus: opts.cpus.or(core.cpus).map(|c| (c * 1e9) as i64),
+            network: core.network.name.clone(),
+        }
+    }
+
+    /// Creates and starts the container (pulling the image first if it is missing). Returns
+    /// once the engine reports it running; fails at once, with its exit code and output, if
+    /// it exits during start. Starting a running runnable does nothing.
+    pub async fn start(&self) -> Result<()> {
+        let _op = self.inner.op.lock().await;
+        let core = &self.inner.core;
+        core.ensure_open()?;
+        if self.is_running() {
+            return Ok(());
+        }
+        let old = lock(&self.inner.state).take();
+        if let Some(old) = old {
+            self.backend().remove(&old.id).await?;
+        }
+        let name = &self.inner.name;
+        core.trace(|| format!("starting {name} from {}", self.inner.options.image));
+        // The pull happens here, before any readiness deadline starts counting.
+        self.backend()
+            .ensure_image(&self.inner.options.image, name)
+            .await?;
+        let started = self.backend().create_and_start(&self.spec(), name).await?;
+
+        let probe = self.inner.options.readiness.as_ref().map(Probe::fresh);
+        let log_probes = probe.as_ref().map(Probe::log_probes).unwrap_or_default();
+        let log_lines = Arc::new(Notify::new());
+        let (exit_tx, exit_rx) = watch::channel(started.exited);
+        spawn_log_pump(
+            core.backend.clone(),
+            &started.id,
+            name.clone(),
+            log_probes,
+            log_lines.clone(),
+        );
+        if started.exited.is_none() {
+            let backend = core.backend.clone();
+            let id = started.id.clone();
+            let weak_core = Arc::downgrade(core);
+            tokio::spawn(async move {
+                let code = backend.wait_exit(&id).await.unwrap_or(-1);
+                let _ = exit_tx.send(Some(code));
+                if let Some(core) = weak_core.upgrade() {
+                    if !core.is_closed() {
+                        core.notify();
+                    }
+                }
+            });
+        }
+        *lock(&self.inner.state) = Some(Running {
+            id: started.id.clone(),
+            ip: started.ip,
+            host_ports: started.host_ports,
+            exit: exit_rx,
+            probe,
+            log_lines,
+        });
+        if let Some(code) = started.exited {
+            return Err(self.exited(&started.id, code, "starting").await);
+        }
+        core.started(&self.inner);
+        Ok(())
+    }
+
+    async fn exited(&self, id: &str, exit_code: i64, during: &str) -> Error {
+        Error::ContainerExited {
+            runnable: self.inner.name.clone(),
+            exit_code,
+            during: during.to_string(),
+            logs: LogTail(self.backend().log_tail(id, LOG_TAIL_LINES).await),
+        }
+    }
+
+    fn snapshot(&self, action: &str) -> Result<Snapshot> {
+        let state = lock(&self.inner.state);
+        let r = state.as_ref().ok_or_else(|| self.not_running(action))?;
+        Ok(Snapshot {
+            id: r.id.clone(),
+            ip: r.ip,
+            host_ports: r.host_ports.clone(),
+            exit: r.exit.clone(),
+            probe: r.probe.clone(),
+            log_lines: r.log_lines.clone(),
+        })
+    }
+
+    /// Waits until the readiness probe passes (or, without a probe, until running). Fails at
+    /// once if the container exits, and after the wait policy's deadline otherwise; both errors
+    /// carry the container's last output.
+    pub async fn wait_ready(&self) -> Result<()> {
+        let mut snap = self.snapshot("wait for readiness of")?;
+        let exit_now = *snap.exit.borrow();
+        if let Some(code) = exit_now {
+            return Err(self.exited(&snap.id, code, "waiting for readiness").await);
+        }
+        let Some(probe) = snap.probe.clone() else {
+            return Ok(());
+        };
+        let policy = self.inner.options.wait_policy;
+        let policy = policy.min_interval(policy.min_interval.max(probe.min_interval()));
+        let ports: BTreeMap<String, (u16, Option<u16>)> = self
+            .inner
+            .ports
+            .iter()
+            .map(|(n, p)| (n.clone(), (*p, snap.host_ports.get(p).copied())))
+            .collect();
+        let started = Instant::now();
+        let deadline = started + policy.timeout;
+        let mut intervals = policy.intervals();
+        let mut attempts = 0u32;
+        let mut last_error;
+        loop {
+            attempts += 1;
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let target = ProbeTarget {
+                runnable: &self.inner.name,
+                backend: self.backend(),
+                http: &self.inner.core.http,
+                container_id: &snap.id,
+                container_ip: snap.ip,
+                ports: &ports,
+                user: self.inner.options.user.as_deref(),
+                attempt_timeout: remaining.min(MAX_ATTEMPT).max(Duration::from_millis(50)),
+            };
+            let attempt = tokio::select! {
+                r = tokio::time::timeout(remaining.max(Duration::from_millis(50)), probe.check(&target)) => {
+                    r.unwrap_or_else(|_| Err("the probe attempt timed out".to_string()))
+                }
+                _ = snap.exit.changed() => Err("the container stopped".to_string()),
+            };
+            match attempt {
+                Ok(()) => {
+                    tracing::debug!(runnable = %self.inner.name, attempts, elapsed = ?started.elapsed(), "ready");
+                    return Ok(());
+                }
+                Err(e) => last_error = e,
+            }
+            if let Some(code) = self.exit_code_of(&snap) {
+                return Err(self.exited(&snap.id, code, "waiting for readiness").await);
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(Error::NotReady {
+                    runnable: self.inner.name.clone(),
+                    after: started.elapsed(),
+                    attempts,
+                    last_error,
+                    logs: LogTail(self.backend().log_tail(&snap.id, LOG_TAIL_LINES).await),
+                });
+            }
+            let pause = intervals
+                .next()
+                .unwrap_or(policy.max_interval)
+                .min(deadline - now);
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                _ = snap.exit.changed() => {}
+                _ = snap.log_lines.notified() => {}
+            }
+        }
+    }
+
+    /// The exit code if the snapshot's container exited or was stopped behind our back.
+    fn exit_code_of(&self, snap: &Snapshot) -> Option<i64> {
+        if let Some(code) = *snap.exit.borrow() {
+            return Some(code);
+        }
+        // Stopped or replaced by another call while we waited.
+        let current = lock(&self.inner.state)
+            .as_ref()
+            .map(|r| r.id.clone());
+        (current.as_deref() != Some(snap.id.as_str())).then_some(-1)
+    }
+
+    /// Stops gracefully (SIGTERM, then SIGKILL after 30 s) and removes the container.
+    /// Does nothing when not running; the runnable can be started again.
+    pub async fn stop(&self) -> Result<()> {
+        self.halt(false).await
+    }
+
+    /// Kills at once (SIGKILL), waits for the exit and removes the container. Does nothing
+    /// when not running; the runnable can be started again.
+    pub async fn kill(&self) -> Result<()> {
+        self.halt(true).await
+    }
+
+    async fn halt(&self, kill: bool) -> Result<()> {
+        let _op = self.inner.op.lock().await;
+        let current = lock(&self.inner.state).take();
+        let Some(running) = current else {
+            return Ok(());
+        };
+        let core = &self.inner.core;
+        core.trace(|| format!("{} {}", if kill { "killing" } else { "stopping" }, self.inner.name));
+        if kill {
+            self.backend().kill(&running.id).await?;
+            let mut exit = running.exit.clone();
+            let _ = tokio::time::timeout(Duration::from_secs(10), exit.wait_for(Option::is_some))
+                .await;
+        } else {
+            self.backend().stop(&running.id, STOP_GRACE).await?;
+        }
+        self.backend().remove(&running.id).await?;
+        core.notify();
+        Ok(())
+    }
+
+    /// Drops track of the container without engine calls (the environment removes it).
+    pub(crate) fn forget_container(&self) {
+        lock(&self.inner.state).take();
+    }
+
+    /// Runs a command inside the running container. `Ok` on exit code 0; otherwise an
+    /// [`Error::Exec`] carrying the code, stdout and stderr.
+    pub async fn exec(&self, command: Command) -> Result<ExecOutput> {
+        self.exec_with(command, ExecOptions::default()).await
+    }
+
+    /// [`Runnable::exec`] with stdin and user options.
+    pub async fn exec_with(&self, command: Command, options: ExecOptions) -> Result<ExecOutput> {
+        let action = format!("exec {:?} in", command.to_string());
+        let snap = self.snapshot(&action)?;
+        if snap.exit.borrow().is_some() {
+            return Err(self.not_running(&action));
+        }
+        let argv = command.to_vec();
+        let user = options.user.as_deref().or(self.inner.options.user.as_deref());
+        let out = self
+            .backend()
+            .exec(&snap.id, &self.inner.name, &argv, options.stdin, user)
+            .await?;
+        for line in out.stdout.lines().chain(out.stderr.lines()) {
+            println!("{} (exec): {line}", self.inner.name);
+        }
+        if out.exit_code != 0 {
+            return Err(Error::Exec {
+                runnable: self.inner.name.clone(),
+                command: command.to_string(),
+                exit_code: out.exit_code,
+                stdout: out.stdout,
+                stderr: out.stderr,
+            });
+        }
+        Ok(out)
+    }
+
+    fn running_id(&self, action: &str) -> Result<String> {
+        let snap = self.snapshot(action)?;
+        if snap.exit.borrow().is_some() {
+            return Err(self.not_running(action));
+        }
+        Ok(snap.id)
+    }
+
+    /// Freezes every process of the container (it stops answering, connections hang).
+    pub async fn pause(&self) -> Result<()> {
+        let id = self.running_id("pause")?;
+        self.backend().pause(&id).await
+    }
+
+    /// Resumes a paused container.
+    pub async fn unpause(&self) -> Result<()> {
+        let id = self.running_id("unpause")?;
+        self.backend().unpause(&id).await
+    }
+
+    /// Cuts the container off the environment network (a partition).
+    pub async fn disconnect(&self) -> Result<()> {
+        let id = self.running_id("disconnect")?;
+        self.backend()
+            .disconnect(&id, &self.inner.core.network.name)
+            .await
+    }
+
+    /// Reconnects the container to the environment network, with its DNS names.
+    pub async fn connect(&self) -> Result<()> {
+        let id = self.running_id("connect")?;
+        self.backend()
+            .connect(
+                &id,
+                &self.inner.core.network.name,
+                std::slice::from_ref(&self.inner.name),
+            )
+            .await
+    }
+}
+
+/// Prints the container's output with a `name: ` prefix and feeds log probes.
+fn spawn_log_pump(
+    backend: Arc<dyn Backend>,
+    id: &str,
+    name: String,
+    log_probes: Vec<LogProbe>,
+    log_lines: Arc<Notify>,
+) {
+    let mut stream = backend.follow_logs(id);
+    tokio::spawn(async move {
+        while let Some(item) = stream.next().await {
+            let line = match item {
+                Ok(line) => line,
+                Err(e) => {
+                    tracing::debug!(runnable = %name, error = %e, "log stream ended");
+                    break;
+                }
+            };
+            // print!-style output is what `cargo test` captures and shows for failing tests.
+            if line.stderr {
+                eprintln!("{name}: {}", line.text);
+            } else {
+                println!("{name}: {}", line.text);
+            }
+            if !log_probes.is_empty() {
+                for p in &log_probes {
+                    p.observe(&line.text);
+                }
+                log_lines.notify_one();
+            }
+        }
+    });
+}
+
+/// Anything that is or wraps a [`Runnable`] (instrumented runnables, catalog services).
+pub trait AsRunnable: Send + Sync {
+    /// The wrapped runnable.
+    fn as_runnable(&self) -> &Runnable;
+}
+
+impl AsRunnable for Runnable {
+    fn as_runnable(&self) -> &Runnable {
+        self
+    }
+}
+
+/// Starts all runnables concurrently and waits for each to be ready; returns the first error.
+///
+/// ```no_run
+/// # use e2ekit::prelude::*;
+/// # async fn demo(a: Runnable, b: Runnable) -> e2ekit::Result<()> {
+/// start_and_wait_ready(&[&a, &b]).await?;
+/// # Ok(()) }
+/// ```
+pub async fn start_and_wait_ready(runnables: &[&dyn AsRunnable]) -> Result<()> {
+    futures_util::future::try_join_all(runnables.iter().map(|r| async move {
+        let r = r.as_runnable();
+        r.start().await?;
+        r.wait_ready().await
+    }))
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,55 @@
+//! Images and helpers shared by the engine tests. Every image is built locally.
+
+use std::sync::OnceLock;
+
+use e2ekit::prelude::*;
+
+/// A shell image from the host's static busybox (Debian's `busybox-static`).
+pub async fn busybox(env: &Environment) -> Result<String> {
+    let path = "/bin/busybox";
+    assert!(
+        std::path::Path::new(path).is_file(),
+        "these tests need a static busybox at {path}: apt-get install busybox-static (see .ci/run)"
+    );
+    let mut image = HostImage::new("e2ekit-test/busybox").binary_at(path, "/bin/busybox");
+    for tool in ["sh", "cat", "sleep", "echo", "nc", "wget", "httpd", "test", "ls", "touch", "id", "hostname", "kill", "true", "false", "ping"] {
+        image = image.symlink(format!("/bin/{tool}"), "/bin/busybox");
+    }
+    image.build(env).await
+}
+
+/// The demo-app image.
+pub async fn demo_app(env: &Environment) -> Result<String> {
+    static BIN: OnceLock<std::path::PathBuf> = OnceLock::new();
+    let bin = match BIN.get() {
+        Some(b) => b.clone(),
+        None => {
+            let b = cargo_bin("demo-app")?;
+            BIN.get_or_init(|| b).clone()
+        }
+    };
+    HostImage::new("e2ekit-test/demo-app").binary(bin).build(env).await
+}
+
+/// A demo-app runnable listening on :8080 as port "http", ready on /ready.
+pub async fn demo_runnable(env: &Environment, name: &str, extra: &[&str]) -> Result<Runnable> {
+    let image = demo_app(env).await?;
+    env.runnable(name).with_ports([("http", 8080)]).init(
+        StartOptions::new(image)
+            .command(Command::new("/bin/demo-app").args(["--listen", ":8080"]).args(extra.iter().copied()))
+            .readiness(HttpProbe::new("http", "/ready")),
+    )
+}
+
+/// Containers and networks of an environment that are still on the engine.
+pub fn leftovers(env_name: &str) -> (usize, usize) {
+    let count = |args: &[&str]| {
+        let out = std::process::Command::new("docker").args(args).output().expect("docker CLI for leftover checks");
+        String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.trim().is_empty()).count()
+    };
+    let label = format!("label=e2ekit.env={env_name}");
+    (
+        count(&["ps", "-aq", "--filter", &label]),
+        count(&["network", "ls", "-q", "--filter", &label]),
+    )
+}

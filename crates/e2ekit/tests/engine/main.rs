@@ -1,0 +1,5 @@
+//! Integration tests against the real container engine. They build every image they use
+//! from host files; nothing is pulled.
+
+mod common;
+mod smoke;
