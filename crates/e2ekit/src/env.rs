@@ -318,9 +318,17 @@ pub struct EnvironmentBuilder {
     verbose: bool,
     volumes: Vec<String>,
     cpus: Option<f64>,
+    docker_host: Option<String>,
 }
 
 impl EnvironmentBuilder {
+    /// The engine to use (`unix:///path`, `tcp://host:port`), instead of `DOCKER_HOST` or the
+    /// default local socket. Podman's Docker-compatible socket works too.
+    pub fn docker_host(mut self, host: impl Into<String>) -> Self {
+        self.docker_host = Some(host.into());
+        self
+    }
+
     /// An explicit name instead of one derived from the calling test.
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
@@ -366,7 +374,7 @@ impl EnvironmentBuilder {
                 )));
             }
         }
-        let backend: Arc<dyn Backend> = Arc::new(DockerBackend::connect().await?);
+        let backend: Arc<dyn Backend> = Arc::new(DockerBackend::connect(self.docker_host.as_deref()).await?);
         let shared_dir = shared_dir_for(&name)?;
 
         let leftovers = backend.find_environment(&name).await?;

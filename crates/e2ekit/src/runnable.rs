@@ -415,14 +415,16 @@ impl Runnable {
         if started.exited.is_none() {
             let backend = core.backend.clone();
             let id = started.id.clone();
-            let weak_core = Arc::downgrade(core);
+            let weak = Arc::downgrade(&self.inner);
             tokio::spawn(async move {
                 let code = backend.wait_exit(&id).await.unwrap_or(-1);
                 let _ = exit_tx.send(Some(code));
-                if let Some(core) = weak_core.upgrade() {
-                    if !core.is_closed() {
-                        core.notify();
-                    }
+                // Stops and kills notify listeners themselves; only an exit nobody asked for
+                // (a crash) is news here.
+                let Some(inner) = weak.upgrade() else { return };
+                let unexpected = lock(&inner.state).as_ref().is_some_and(|r| r.id == id);
+                if unexpected && !inner.core.is_closed() {
+                    inner.core.notify();
                 }
             });
         }

@@ -100,14 +100,15 @@ fn status_code(e: &bollard::errors::Error) -> Option<u16> {
 }
 
 impl DockerBackend {
-    /// Connects to the engine named by `DOCKER_HOST` and negotiates the API version.
-    pub(crate) async fn connect() -> Result<Self> {
-        let endpoint = engine_endpoint();
+    /// Connects to `host` (default: `DOCKER_HOST`, else the local socket) and negotiates the
+    /// API version.
+    pub(crate) async fn connect(host: Option<&str>) -> Result<Self> {
+        let endpoint = host.map(str::to_string).unwrap_or_else(engine_endpoint);
         let unreachable = |reason: String| Error::EngineUnreachable {
             endpoint: endpoint.clone(),
             reason,
         };
-        let docker = Docker::connect_with_defaults()
+        let docker = Docker::connect_with_host(&endpoint)
             .map_err(|e| unreachable(e.to_string()))?
             .with_timeout(Duration::from_secs(120));
         let docker = match tokio::time::timeout(CONNECT_TIMEOUT, docker.negotiate_version()).await
@@ -176,7 +177,7 @@ pub(crate) fn split_image(image: &str) -> (&str, &str) {
 #[async_trait::async_trait]
 impl Backend for DockerBackend {
     async fn reconnect(&self) -> Result<Arc<dyn Backend>> {
-        Ok(Arc::new(DockerBackend::connect().await?))
+        Ok(Arc::new(DockerBackend::connect(Some(&self.endpoint)).await?))
     }
 
     async fn create_network(

@@ -12,7 +12,7 @@ pub async fn busybox(env: &Environment) -> Result<String> {
         "these tests need a static busybox at {path}: apt-get install busybox-static (see .ci/run)"
     );
     let mut image = HostImage::new("e2ekit-test/busybox").binary_at(path, "/bin/busybox");
-    for tool in ["sh", "cat", "sleep", "echo", "nc", "wget", "httpd", "test", "ls", "touch", "id", "hostname", "kill", "true", "false", "ping"] {
+    for tool in ["sh", "cat", "sleep", "echo", "nc", "wget", "httpd", "test", "ls", "touch", "id", "hostname", "kill", "true", "false", "ping", "timeout"] {
         image = image.symlink(format!("/bin/{tool}"), "/bin/busybox");
     }
     image.build(env).await
@@ -52,4 +52,18 @@ pub fn leftovers(env_name: &str) -> (usize, usize) {
         count(&["ps", "-aq", "--filter", &label]),
         count(&["network", "ls", "-q", "--filter", &label]),
     )
+}
+
+/// Runs one test of this binary in a child process (for process-wide settings such as
+/// environment variables) and returns its combined output. Panics if the child fails.
+pub fn run_child_test(test: &str, envs: &[(&str, &str)]) -> String {
+    let exe = std::env::current_exe().expect("test binary path");
+    let out = std::process::Command::new(exe)
+        .args([test, "--exact", "--nocapture", "--test-threads", "1"])
+        .envs(envs.iter().copied())
+        .output()
+        .expect("run the child test");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "child test {test} failed:\n{text}");
+    text
 }

@@ -1,5 +1,10 @@
 //! Integration tests against the real container engine. They build every image they use
-//! from host files; nothing is pulled.
+//! from host files (see `common`); nothing is pulled. A missing prerequisite fails loudly.
 
+mod bad_input;
 mod common;
-mod smoke;
+mod environment;
+mod images;
+mod lifecycle;
+mod output;
+mod probes;
