@@ -81,8 +81,11 @@ pub(crate) trait Backend: Send + Sync + std::fmt::Debug {
     /// A new connection to the same engine, bound to the current async runtime.
     async fn reconnect(&self) -> Result<Arc<dyn Backend>>;
 
-    async fn create_network(&self, name: &str, labels: BTreeMap<String, String>)
-        -> Result<NetworkInfo>;
+    async fn create_network(
+        &self,
+        name: &str,
+        labels: BTreeMap<String, String>,
+    ) -> Result<NetworkInfo>;
     async fn remove_network(&self, name: &str) -> Result<()>;
     async fn find_environment(&self, env: &str) -> Result<Leftovers>;
     /// Remove everything labelled with the environment's name, concurrently.
@@ -91,12 +94,20 @@ pub(crate) trait Backend: Send + Sync + std::fmt::Debug {
     /// Makes sure the image is present, pulling it when missing. `for_whom` names the runnable.
     async fn ensure_image(&self, image: &str, for_whom: &str) -> Result<()>;
     async fn image_exists(&self, image: &str) -> Result<bool>;
-    async fn import_image(&self, repo: &str, tag: &str, tar: Vec<u8>, changes: Vec<String>)
-        -> Result<()>;
+    async fn import_image(
+        &self,
+        repo: &str,
+        tag: &str,
+        tar: Vec<u8>,
+        changes: Vec<String>,
+    ) -> Result<()>;
     async fn tag_image(&self, image: &str, repo: &str, tag: &str) -> Result<()>;
 
-    async fn create_and_start(&self, spec: &ContainerSpec, for_whom: &str)
-        -> Result<StartedContainer>;
+    async fn create_and_start(
+        &self,
+        spec: &ContainerSpec,
+        for_whom: &str,
+    ) -> Result<StartedContainer>;
     /// Resolves with the exit code once the container is not running.
     async fn wait_exit(&self, id: &str) -> Result<i64>;
     async fn stop(&self, id: &str, grace: Duration) -> Result<()>;
@@ -118,4 +129,3 @@ pub(crate) trait Backend: Send + Sync + std::fmt::Debug {
         user: Option<&str>,
     ) -> Result<ExecOutput>;
 }
-

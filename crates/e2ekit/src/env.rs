@@ -156,7 +156,10 @@ impl EnvCore {
         }
         // Start order is kept for listeners; removal is concurrent because a kill does not
         // care about order and sequential removal would be N times slower.
-        let runnables: Vec<_> = lock(&self.started).drain(..).filter_map(|w| w.upgrade()).collect();
+        let runnables: Vec<_> = lock(&self.started)
+            .drain(..)
+            .filter_map(|w| w.upgrade())
+            .collect();
         for r in runnables.iter().rev() {
             Runnable::from_inner(r.clone()).forget_container();
         }
@@ -218,10 +221,9 @@ impl Drop for DropGuard {
                 runtime.block_on(async {
                     match core.backend.reconnect().await {
                         Ok(backend) => core.close_with(backend.as_ref()).await,
-                        Err(e) => eprintln!(
-                            "e2ekit: cannot clean up environment {:?}: {e}",
-                            core.name
-                        ),
+                        Err(e) => {
+                            eprintln!("e2ekit: cannot clean up environment {:?}: {e}", core.name)
+                        }
                     }
                 });
             });
@@ -374,7 +376,8 @@ impl EnvironmentBuilder {
                 )));
             }
         }
-        let backend: Arc<dyn Backend> = Arc::new(DockerBackend::connect(self.docker_host.as_deref()).await?);
+        let backend: Arc<dyn Backend> =
+            Arc::new(DockerBackend::connect(self.docker_host.as_deref()).await?);
         let shared_dir = shared_dir_for(&name)?;
 
         let leftovers = backend.find_environment(&name).await?;
@@ -393,9 +396,8 @@ impl EnvironmentBuilder {
             backend.remove_environment(&name, None).await?;
         }
         remove_dir(&shared_dir);
-        std::fs::create_dir_all(&shared_dir).map_err(|e| {
-            Error::io(format!("creating shared dir {}", shared_dir.display()), e)
-        })?;
+        std::fs::create_dir_all(&shared_dir)
+            .map_err(|e| Error::io(format!("creating shared dir {}", shared_dir.display()), e))?;
         // Containers may run as any user; they must be able to write here.
         set_world_writable(&shared_dir);
 
@@ -437,9 +439,7 @@ impl EnvironmentBuilder {
 fn cpus_from_env() -> Result<Option<f64>> {
     match std::env::var("E2E_DOCKER_CPUS") {
         Ok(v) if !v.trim().is_empty() => v.trim().parse::<f64>().map(Some).map_err(|_| {
-            Error::InvalidArgument(format!(
-                "E2E_DOCKER_CPUS={v:?} is not a number of cores"
-            ))
+            Error::InvalidArgument(format!("E2E_DOCKER_CPUS={v:?} is not a number of cores"))
         }),
         _ => Ok(None),
     }

@@ -192,7 +192,11 @@ impl HostImage {
     }
 
     fn image_ref(&self) -> String {
-        format!("{}:{}", self.repo, self.tag.as_deref().unwrap_or("<content>"))
+        format!(
+            "{}:{}",
+            self.repo,
+            self.tag.as_deref().unwrap_or("<content>")
+        )
     }
 
     fn fail(&self, reason: String) -> Error {
@@ -206,9 +210,8 @@ impl HostImage {
     fn assemble(&self) -> Result<(Vec<u8>, Vec<String>)> {
         let mut entries = self.entries.clone();
         for (host, image_path) in &self.binaries {
-            let meta = std::fs::metadata(host).map_err(|e| {
-                self.fail(format!("binary {}: {e}", host.display()))
-            })?;
+            let meta = std::fs::metadata(host)
+                .map_err(|e| self.fail(format!("binary {}: {e}", host.display())))?;
             if !meta.is_file() {
                 return Err(self.fail(format!("binary {} is not a file", host.display())));
             }
@@ -228,17 +231,17 @@ impl HostImage {
                     });
             }
         }
-        entries
-            .entry("/tmp".to_string())
-            .or_insert(Entry::Dir);
+        entries.entry("/tmp".to_string()).or_insert(Entry::Dir);
         entries.entry("/etc/passwd".to_string()).or_insert(Entry::Content {
             data: b"root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n".to_vec(),
             mode: 0o644,
         });
-        entries.entry("/etc/group".to_string()).or_insert(Entry::Content {
-            data: b"root:x:0:\nnogroup:x:65534:\n".to_vec(),
-            mode: 0o644,
-        });
+        entries
+            .entry("/etc/group".to_string())
+            .or_insert(Entry::Content {
+                data: b"root:x:0:\nnogroup:x:65534:\n".to_vec(),
+                mode: 0o644,
+            });
 
         let mut files: BTreeMap<String, Entry> = BTreeMap::new();
         for (path, entry) in entries {
@@ -342,7 +345,11 @@ fn header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
 fn append_dir(builder: &mut tar::Builder<Vec<u8>>, dir: &str, mode: u32) -> Result<(), String> {
     let mut h = header(tar::EntryType::Directory, mode, 0);
     builder
-        .append_data(&mut h, format!("{}/", dir.trim_start_matches('/')), std::io::empty())
+        .append_data(
+            &mut h,
+            format!("{}/", dir.trim_start_matches('/')),
+            std::io::empty(),
+        )
         .map_err(|e| format!("adding directory {dir}: {e}"))
 }
 
@@ -422,7 +429,10 @@ fn parse_ldd(text: &str) -> Result<Vec<PathBuf>, String> {
         }
         let path = match line.split_once("=>") {
             Some((_, right)) => right.split_whitespace().next(),
-            None => line.split_whitespace().next().filter(|p| p.starts_with('/')),
+            None => line
+                .split_whitespace()
+                .next()
+                .filter(|p| p.starts_with('/')),
         };
         if let Some(p) = path.filter(|p| p.starts_with('/')) {
             libs.push(PathBuf::from(p));
@@ -455,7 +465,9 @@ pub async fn containerize(
     let file = binary
         .file_name()
         .map(|f| f.to_string_lossy().into_owned())
-        .ok_or_else(|| Error::InvalidArgument(format!("{} is not a file path", binary.display())))?;
+        .ok_or_else(|| {
+            Error::InvalidArgument(format!("{} is not a file path", binary.display()))
+        })?;
     let repo = format!("e2ekit/{}", sanitize_repo(&file));
     let image = HostImage::new(repo).binary(binary).build(env).await?;
     Ok(Containerized {
@@ -546,57 +558,6 @@ impl Containerized {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ldd_output_lists_libraries_and_loader() {
-        let text = "\tlinux-vdso.so.1 (0x00007ffd)\n\tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007f)\n\t/lib64/ld-linux-x86-64.so.2 (0x00007f)\n";
-        let libs = parse_ldd(text).unwrap();
-        assert_eq!(
-            libs,
-            [
-                PathBuf::from("/lib/x86_64-linux-gnu/libc.so.6"),
-                PathBuf::from("/lib64/ld-linux-x86-64.so.2")
-            ]
-        );
-        assert!(parse_ldd("libfoo.so => not found").unwrap_err().contains("missing"));
-    }
-
-    #[test]
-    fn assembly_is_deterministic_and_includes_parents() {
-        let img = HostImage::new("t/x")
-            .content("/etc/app/conf", "a=1")
-            .symlink("/bin/sh", "/bin/busybox")
-            .dir("/var/lib/x")
-            .entrypoint(["/bin/sh"]);
-        let (a, changes) = img.assemble().unwrap();
-        let (b, _) = img.assemble().unwrap();
-        assert_eq!(a, b);
-        assert!(changes.iter().any(|c| c == "ENTRYPOINT [\"/bin/sh\"]"));
-        let mut archive = tar::Archive::new(a.as_slice());
-        let names: Vec<String> = archive
-            .entries()
-            .unwrap()
-            .map(|e| e.unwrap().path().unwrap().display().to_string())
-            .collect();
-        for expected in ["etc/", "etc/app/", "etc/app/conf", "bin/sh", "tmp/", "var/lib/x/"] {
-            assert!(names.iter().any(|n| n == expected), "{expected} missing in {names:?}");
-        }
-    }
-
-    #[test]
-    fn missing_binary_is_a_clear_error() {
-        let err = HostImage::new("t/x")
-            .binary("/definitely/not/here")
-            .assemble()
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("/definitely/not/here"), "{err}");
-    }
-}
-
 /// Path of a binary built by cargo from this workspace (e.g. `demo-app`), for packing into a
 /// [`HostImage`].
 ///
@@ -607,8 +568,8 @@ mod tests {
 /// `target/e2ekit-bins` (a separate directory, because the outer cargo may hold the lock on
 /// the main one).
 pub fn cargo_bin(name: &str) -> Result<PathBuf> {
-    let exe = std::env::current_exe()
-        .map_err(|e| Error::io("finding the running executable", e))?;
+    let exe =
+        std::env::current_exe().map_err(|e| Error::io("finding the running executable", e))?;
     let dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
     for candidate in [dir.join(name), dir.join("..").join(name)] {
         if candidate.is_file() {
@@ -635,4 +596,67 @@ pub fn cargo_bin(name: &str) -> Result<PathBuf> {
         )));
     }
     Ok(built)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ldd_output_lists_libraries_and_loader() {
+        let text = "\tlinux-vdso.so.1 (0x00007ffd)\n\tlibc.so.6 => /lib/x86_64-linux-gnu/libc.so.6 (0x00007f)\n\t/lib64/ld-linux-x86-64.so.2 (0x00007f)\n";
+        let libs = parse_ldd(text).unwrap();
+        assert_eq!(
+            libs,
+            [
+                PathBuf::from("/lib/x86_64-linux-gnu/libc.so.6"),
+                PathBuf::from("/lib64/ld-linux-x86-64.so.2")
+            ]
+        );
+        assert!(parse_ldd("libfoo.so => not found")
+            .unwrap_err()
+            .contains("missing"));
+    }
+
+    #[test]
+    fn assembly_is_deterministic_and_includes_parents() {
+        let img = HostImage::new("t/x")
+            .content("/etc/app/conf", "a=1")
+            .symlink("/bin/sh", "/bin/busybox")
+            .dir("/var/lib/x")
+            .entrypoint(["/bin/sh"]);
+        let (a, changes) = img.assemble().unwrap();
+        let (b, _) = img.assemble().unwrap();
+        assert_eq!(a, b);
+        assert!(changes.iter().any(|c| c == "ENTRYPOINT [\"/bin/sh\"]"));
+        let mut archive = tar::Archive::new(a.as_slice());
+        let names: Vec<String> = archive
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
+        for expected in [
+            "etc/",
+            "etc/app/",
+            "etc/app/conf",
+            "bin/sh",
+            "tmp/",
+            "var/lib/x/",
+        ] {
+            assert!(
+                names.iter().any(|n| n == expected),
+                "{expected} missing in {names:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn missing_binary_is_a_clear_error() {
+        let err = HostImage::new("t/x")
+            .binary("/definitely/not/here")
+            .assemble()
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("/definitely/not/here"), "{err}");
+    }
 }

@@ -41,6 +41,7 @@ pub mod env;
 pub mod error;
 pub mod flags;
 pub mod image;
+pub mod interactive;
 pub mod labels;
 pub mod metrics;
 mod naming;
@@ -65,6 +66,7 @@ pub mod prelude {
     pub use crate::error::{Error, Result};
     pub use crate::flags::Flags;
     pub use crate::image::{cargo_bin, containerize, HostImage};
+    pub use crate::interactive;
     pub use crate::options::{Command, StartOptions};
     pub use crate::probe::{AllProbe, CmdProbe, HttpProbe, LogProbe, Probe, TcpProbe, WaitPolicy};
     pub use crate::runnable::{

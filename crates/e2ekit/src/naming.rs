@@ -132,11 +132,17 @@ mod tests {
 
     #[test]
     fn derived_names_are_stable_sanitised_and_short() {
-        let a = derive("integration-0123456789abcdef", Some("env::starts_and_stops"));
+        let a = derive(
+            "integration-0123456789abcdef",
+            Some("env::starts_and_stops"),
+        );
         assert_eq!(a, "integration-env-starts-and-stops");
         assert_eq!(
             a,
-            derive("integration-0123456789abcdef", Some("env::starts_and_stops"))
+            derive(
+                "integration-0123456789abcdef",
+                Some("env::starts_and_stops")
+            )
         );
         let long = derive(
             "some_really_long_test_binary-0123456789abcdef",
@@ -149,7 +155,10 @@ mod tests {
 
     #[test]
     fn same_test_name_in_two_binaries_differs() {
-        assert_ne!(derive("a-0123456789abcdef", Some("t")), derive("b-0123456789abcdef", Some("t")));
+        assert_ne!(
+            derive("a-0123456789abcdef", Some("t")),
+            derive("b-0123456789abcdef", Some("t"))
+        );
     }
 
     #[test]

@@ -179,9 +179,9 @@ impl LogProbe {
 
     /// Ready once a line matches `pattern` (unanchored). Errors on an invalid regex.
     pub fn regex(pattern: &str) -> crate::Result<Self> {
-        Regex::new(pattern).map(Self::from_regex).map_err(|e| {
-            crate::Error::InvalidArgument(format!("log probe regex {pattern:?}: {e}"))
-        })
+        Regex::new(pattern)
+            .map(Self::from_regex)
+            .map_err(|e| crate::Error::InvalidArgument(format!("log probe regex {pattern:?}: {e}")))
     }
 
     fn from_regex(re: Regex) -> Self {
@@ -462,7 +462,10 @@ mod tests {
         assert!(!p.seen.load(Ordering::Relaxed));
         p.observe("server ready (1) now");
         assert!(p.seen.load(Ordering::Relaxed));
-        assert!(copy.log_probes().iter().all(|c| !c.seen.load(Ordering::Relaxed)));
+        assert!(copy
+            .log_probes()
+            .iter()
+            .all(|c| !c.seen.load(Ordering::Relaxed)));
     }
 
     #[test]

@@ -117,8 +117,12 @@ impl RunnableBuilder {
     pub fn future(self) -> Result<FutureRunnable> {
         self.core.register(&self.name)?;
         let dir = self.core.shared_dir.join("data").join(&self.name);
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| Error::io(format!("creating the directory of runnable {:?}", self.name), e))?;
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            Error::io(
+                format!("creating the directory of runnable {:?}", self.name),
+                e,
+            )
+        })?;
         set_open_permissions(&dir);
         Ok(FutureRunnable {
             core: self.core,
@@ -350,7 +354,9 @@ impl Runnable {
         let core = &self.inner.core;
         let opts = &self.inner.options;
         let (entrypoint, cmd) = match &opts.command {
-            Some(c) if c.entrypoint_disabled => (Some(vec![c.program.clone()]), Some(c.args.clone())),
+            Some(c) if c.entrypoint_disabled => {
+                (Some(vec![c.program.clone()]), Some(c.args.clone()))
+            }
             Some(c) => (opts.entrypoint.clone(), Some(c.to_vec())),
             None => (opts.entrypoint.clone(), None),
         };
@@ -547,9 +553,7 @@ impl Runnable {
             return Some(code);
         }
         // Stopped or replaced by another call while we waited.
-        let current = lock(&self.inner.state)
-            .as_ref()
-            .map(|r| r.id.clone());
+        let current = lock(&self.inner.state).as_ref().map(|r| r.id.clone());
         (current.as_deref() != Some(snap.id.as_str())).then_some(-1)
     }
 
@@ -572,12 +576,18 @@ impl Runnable {
             return Ok(());
         };
         let core = &self.inner.core;
-        core.trace(|| format!("{} {}", if kill { "killing" } else { "stopping" }, self.inner.name));
+        core.trace(|| {
+            format!(
+                "{} {}",
+                if kill { "killing" } else { "stopping" },
+                self.inner.name
+            )
+        });
         if kill {
             self.backend().kill(&running.id).await?;
             let mut exit = running.exit.clone();
-            let _ = tokio::time::timeout(Duration::from_secs(10), exit.wait_for(Option::is_some))
-                .await;
+            let _ =
+                tokio::time::timeout(Duration::from_secs(10), exit.wait_for(Option::is_some)).await;
         } else {
             self.backend().stop(&running.id, STOP_GRACE).await?;
         }
@@ -605,7 +615,10 @@ impl Runnable {
             return Err(self.not_running(&action));
         }
         let argv = command.to_vec();
-        let user = options.user.as_deref().or(self.inner.options.user.as_deref());
+        let user = options
+            .user
+            .as_deref()
+            .or(self.inner.options.user.as_deref());
         let out = self
             .backend()
             .exec(&snap.id, &self.inner.name, &argv, options.stdin, user)

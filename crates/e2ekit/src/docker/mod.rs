@@ -111,24 +111,16 @@ impl DockerBackend {
         let docker = Docker::connect_with_host(&endpoint)
             .map_err(|e| unreachable(e.to_string()))?
             .with_timeout(Duration::from_secs(120));
-        let docker = match tokio::time::timeout(CONNECT_TIMEOUT, docker.negotiate_version()).await
-        {
+        let docker = match tokio::time::timeout(CONNECT_TIMEOUT, docker.negotiate_version()).await {
             Ok(Ok(d)) => d,
             Ok(Err(e)) => return Err(unreachable(e.to_string())),
-            Err(_) => {
-                return Err(unreachable(format!(
-                    "no answer within {CONNECT_TIMEOUT:?}"
-                )))
-            }
+            Err(_) => return Err(unreachable(format!("no answer within {CONNECT_TIMEOUT:?}"))),
         };
         Ok(Self { docker, endpoint })
     }
 
     fn container_filter(env: &str) -> HashMap<String, Vec<String>> {
-        HashMap::from([(
-            "label".to_string(),
-            vec![format!("{}={env}", labels::ENV)],
-        )])
+        HashMap::from([("label".to_string(), vec![format!("{}={env}", labels::ENV)])])
     }
 
     async fn pull(&self, image: &str, for_whom: &str) -> Result<()> {
@@ -177,7 +169,9 @@ pub(crate) fn split_image(image: &str) -> (&str, &str) {
 #[async_trait::async_trait]
 impl Backend for DockerBackend {
     async fn reconnect(&self) -> Result<Arc<dyn Backend>> {
-        Ok(Arc::new(DockerBackend::connect(Some(&self.endpoint)).await?))
+        Ok(Arc::new(
+            DockerBackend::connect(Some(&self.endpoint)).await?,
+        ))
     }
 
     async fn create_network(
@@ -324,7 +318,12 @@ impl Backend for DockerBackend {
             CALL_TIMEOUT,
             self.docker.tag_image(
                 image,
-                Some(TagImageOptionsBuilder::default().repo(repo).tag(tag).build()),
+                Some(
+                    TagImageOptionsBuilder::default()
+                        .repo(repo)
+                        .tag(tag)
+                        .build(),
+                ),
             ),
         )
         .await
@@ -460,7 +459,11 @@ impl Backend for DockerBackend {
             CALL_TIMEOUT,
             self.docker.kill_container(
                 id,
-                Some(KillContainerOptionsBuilder::default().signal("KILL").build()),
+                Some(
+                    KillContainerOptionsBuilder::default()
+                        .signal("KILL")
+                        .build(),
+                ),
             ),
         )
         .await;
@@ -571,9 +574,11 @@ impl Backend for DockerBackend {
             .stderr(true)
             .tail(&lines.to_string())
             .build();
-        let collect = split_lines(self.docker.logs(id, Some(opts)).map_err(|e| {
-            Error::engine("reading container output", e)
-        }))
+        let collect = split_lines(
+            self.docker
+                .logs(id, Some(opts))
+                .map_err(|e| Error::engine("reading container output", e)),
+        )
         .filter_map(|l| async move { l.ok().map(|l| l.text) })
         .collect::<Vec<_>>();
         tokio::time::timeout(Duration::from_secs(5), collect)
@@ -615,7 +620,11 @@ impl Backend for DockerBackend {
         .await?;
         let mut stdout = Vec::new();
         let mut stderr = Vec::new();
-        if let StartExecResults::Attached { mut output, mut input } = started {
+        if let StartExecResults::Attached {
+            mut output,
+            mut input,
+        } = started
+        {
             if let Some(data) = stdin {
                 input
                     .write_all(&data)
@@ -636,12 +645,7 @@ impl Backend for DockerBackend {
                 }
             }
         }
-        let inspected = within(
-            action,
-            CALL_TIMEOUT,
-            self.docker.inspect_exec(&created.id),
-        )
-        .await?;
+        let inspected = within(action, CALL_TIMEOUT, self.docker.inspect_exec(&created.id)).await?;
         Ok(ExecOutput {
             exit_code: inspected.exit_code.unwrap_or(-1),
             stdout: String::from_utf8_lossy(&stdout).into_owned(),
@@ -702,7 +706,9 @@ fn split_lines(
     chunks: impl futures_util::Stream<Item = Result<LogOutput>> + Send + 'static,
 ) -> impl futures_util::Stream<Item = Result<LogLine>> + Send + 'static {
     let mut pending: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
-    let chunks = chunks.map(Some).chain(futures_util::stream::once(async { None }));
+    let chunks = chunks
+        .map(Some)
+        .chain(futures_util::stream::once(async { None }));
     chunks.flat_map(move |chunk| {
         let mut lines = Vec::new();
         match chunk {
@@ -751,7 +757,10 @@ mod tests {
     fn image_references_split_into_repo_and_tag() {
         assert_eq!(split_image("busybox"), ("busybox", "latest"));
         assert_eq!(split_image("quay.io/p/p:v2"), ("quay.io/p/p", "v2"));
-        assert_eq!(split_image("localhost:5000/x"), ("localhost:5000/x", "latest"));
+        assert_eq!(
+            split_image("localhost:5000/x"),
+            ("localhost:5000/x", "latest")
+        );
         assert_eq!(split_image("localhost:5000/x:1"), ("localhost:5000/x", "1"));
     }
 }

@@ -137,7 +137,10 @@ mod tests {
         assert_eq!(slot_subnet([10, 213], 0).0, Ipv4Addr::new(10, 213, 0, 0));
         assert_eq!(slot_subnet([10, 213], 1).0, Ipv4Addr::new(10, 213, 0, 64));
         assert_eq!(slot_subnet([10, 213], 5).1, Ipv4Addr::new(10, 213, 1, 65));
-        assert_eq!(slot_subnet([10, 213], 1023).0, Ipv4Addr::new(10, 213, 255, 192));
+        assert_eq!(
+            slot_subnet([10, 213], 1023).0,
+            Ipv4Addr::new(10, 213, 255, 192)
+        );
     }
 
     #[test]

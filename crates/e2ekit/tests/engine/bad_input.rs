@@ -8,32 +8,69 @@ use crate::common::{busybox, leftovers};
 
 #[tokio::test]
 async fn invalid_environment_names_are_rejected_before_touching_the_engine() {
-    for bad in ["", "has space", "-leading", "bridge", "ünicode", &"x".repeat(41)] {
+    for bad in [
+        "",
+        "has space",
+        "-leading",
+        "bridge",
+        "ünicode",
+        &"x".repeat(41),
+    ] {
         let err = Environment::builder().name(bad).build().await.unwrap_err();
-        assert!(matches!(err, Error::InvalidName { what: "environment", .. }), "{bad:?}: {err}");
+        assert!(
+            matches!(
+                err,
+                Error::InvalidName {
+                    what: "environment",
+                    ..
+                }
+            ),
+            "{bad:?}: {err}"
+        );
     }
 }
 
 #[tokio::test]
 async fn duplicate_and_invalid_runnable_names_and_unknown_ports() -> Result<()> {
-    let env = Environment::builder().name("e2ekit-t-badnames").build().await?;
+    let env = Environment::builder()
+        .name("e2ekit-t-badnames")
+        .build()
+        .await?;
     let image = busybox(&env).await?;
     let _first = env.runnable("svc").with_ports([("http", 80)]).future()?;
     let err = env.runnable("svc").future().unwrap_err();
     assert!(matches!(err, Error::DuplicateRunnable { .. }), "{err}");
     let err = env.runnable("no/slash").future().unwrap_err();
-    assert!(matches!(err, Error::InvalidName { what: "runnable", .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::InvalidName {
+                what: "runnable",
+                ..
+            }
+        ),
+        "{err}"
+    );
 
     let err = _first.internal_endpoint("grpc").unwrap_err();
-    assert!(err.to_string().contains("no port named \"grpc\"") && err.to_string().contains("http"), "{err}");
+    assert!(
+        err.to_string().contains("no port named \"grpc\"") && err.to_string().contains("http"),
+        "{err}"
+    );
     let err = env
         .runnable("probe-port")
         .with_ports([("http", 80)])
         .init(StartOptions::new(image.clone()).readiness(HttpProbe::new("metrics", "/")))
         .unwrap_err();
-    assert!(matches!(err, Error::UnknownPort { .. }), "a probe on an undeclared port: {err}");
+    assert!(
+        matches!(err, Error::UnknownPort { .. }),
+        "a probe on an undeclared port: {err}"
+    );
 
-    let r = env.runnable("r").with_ports([("http", 80)]).init(StartOptions::new(image).command(Command::new("sleep").arg("60")))?;
+    let r = env
+        .runnable("r")
+        .with_ports([("http", 80)])
+        .init(StartOptions::new(image).command(Command::new("sleep").arg("60")))?;
     r.start().await?;
     let err = r.endpoint("nope").unwrap_err();
     assert!(matches!(err, Error::UnknownPort { .. }), "{err}");
@@ -43,12 +80,20 @@ async fn duplicate_and_invalid_runnable_names_and_unknown_ports() -> Result<()> 
 
 #[tokio::test]
 async fn a_missing_image_is_reported_and_leaves_nothing() -> Result<()> {
-    let env = Environment::builder().name("e2ekit-t-noimage").build().await?;
-    let r = env.runnable("ghost").init(StartOptions::new("e2ekit-test/does-not-exist:1"))?;
+    let env = Environment::builder()
+        .name("e2ekit-t-noimage")
+        .build()
+        .await?;
+    let r = env
+        .runnable("ghost")
+        .init(StartOptions::new("e2ekit-test/does-not-exist:1"))?;
     let err = r.start().await.unwrap_err();
     assert!(matches!(err, Error::ImageNotFound { .. }), "{err}");
     let text = err.to_string();
-    assert!(text.contains("e2ekit-test/does-not-exist:1") && text.contains("ghost"), "{text}");
+    assert!(
+        text.contains("e2ekit-test/does-not-exist:1") && text.contains("ghost"),
+        "{text}"
+    );
     assert_eq!(leftovers(env.name()).0, 0, "no container was created");
     assert!(!r.is_running());
     env.close().await;
@@ -58,9 +103,15 @@ async fn a_missing_image_is_reported_and_leaves_nothing() -> Result<()> {
 
 #[tokio::test]
 async fn operations_on_a_runnable_that_never_started_say_so() -> Result<()> {
-    let env = Environment::builder().name("e2ekit-t-notstarted").build().await?;
+    let env = Environment::builder()
+        .name("e2ekit-t-notstarted")
+        .build()
+        .await?;
     let image = busybox(&env).await?;
-    let r = env.runnable("idle").with_ports([("http", 80)]).init(StartOptions::new(image))?;
+    let r = env
+        .runnable("idle")
+        .with_ports([("http", 80)])
+        .init(StartOptions::new(image))?;
     for err in [
         r.exec(Command::new("true")).await.unwrap_err(),
         r.wait_ready().await.unwrap_err(),
@@ -80,7 +131,10 @@ async fn operations_on_a_runnable_that_never_started_say_so() -> Result<()> {
 #[tokio::test]
 async fn an_unreachable_engine_fails_fast_with_its_address() {
     for host in ["unix:///nonexistent/docker.sock", "tcp://127.0.0.1:1"] {
-        let attempt = Environment::builder().name("e2ekit-t-noengine").docker_host(host).build();
+        let attempt = Environment::builder()
+            .name("e2ekit-t-noengine")
+            .docker_host(host)
+            .build();
         // A guard against hanging, not a timing assertion.
         let err = tokio::time::timeout(Duration::from_secs(60), attempt)
             .await
@@ -95,14 +149,27 @@ async fn an_unreachable_engine_fails_fast_with_its_address() {
 fn docker_host_pointing_nowhere_fails_fast() {
     // DOCKER_HOST is process-wide, so the check runs in a child copy of this test binary.
     if std::env::var_os("E2EKIT_CHILD_UNREACHABLE").is_some() {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        let err = rt.block_on(Environment::builder().name("e2ekit-t-dockerhost").build()).unwrap_err();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let err = rt
+            .block_on(Environment::builder().name("e2ekit-t-dockerhost").build())
+            .unwrap_err();
         println!("CHILD-ERROR: {err}");
         return;
     }
     let out = crate::common::run_child_test(
         "bad_input::docker_host_pointing_nowhere_fails_fast",
-        &[("E2EKIT_CHILD_UNREACHABLE", "1"), ("DOCKER_HOST", "unix:///nonexistent/e2ekit.sock")],
+        &[
+            ("E2EKIT_CHILD_UNREACHABLE", "1"),
+            ("DOCKER_HOST", "unix:///nonexistent/e2ekit.sock"),
+        ],
     );
-    assert!(out.contains("CHILD-ERROR: cannot reach the container engine at unix:///nonexistent/e2ekit.sock"), "{out}");
+    assert!(
+        out.contains(
+            "CHILD-ERROR: cannot reach the container engine at unix:///nonexistent/e2ekit.sock"
+        ),
+        "{out}"
+    );
 }

@@ -12,7 +12,10 @@ pub async fn busybox(env: &Environment) -> Result<String> {
         "these tests need a static busybox at {path}: apt-get install busybox-static (see .ci/run)"
     );
     let mut image = HostImage::new("e2ekit-test/busybox").binary_at(path, "/bin/busybox");
-    for tool in ["sh", "cat", "sleep", "echo", "nc", "wget", "httpd", "test", "ls", "touch", "id", "hostname", "kill", "true", "false", "ping", "timeout"] {
+    for tool in [
+        "sh", "cat", "sleep", "echo", "nc", "wget", "httpd", "test", "ls", "touch", "id",
+        "hostname", "kill", "true", "false", "ping", "timeout",
+    ] {
         image = image.symlink(format!("/bin/{tool}"), "/bin/busybox");
     }
     image.build(env).await
@@ -28,7 +31,10 @@ pub async fn demo_app(env: &Environment) -> Result<String> {
             BIN.get_or_init(|| b).clone()
         }
     };
-    HostImage::new("e2ekit-test/demo-app").binary(bin).build(env).await
+    HostImage::new("e2ekit-test/demo-app")
+        .binary(bin)
+        .build(env)
+        .await
 }
 
 /// A demo-app runnable listening on :8080 as port "http", ready on /ready.
@@ -36,7 +42,11 @@ pub async fn demo_runnable(env: &Environment, name: &str, extra: &[&str]) -> Res
     let image = demo_app(env).await?;
     env.runnable(name).with_ports([("http", 8080)]).init(
         StartOptions::new(image)
-            .command(Command::new("/bin/demo-app").args(["--listen", ":8080"]).args(extra.iter().copied()))
+            .command(
+                Command::new("/bin/demo-app")
+                    .args(["--listen", ":8080"])
+                    .args(extra.iter().copied()),
+            )
             .readiness(HttpProbe::new("http", "/ready")),
     )
 }
@@ -44,8 +54,14 @@ pub async fn demo_runnable(env: &Environment, name: &str, extra: &[&str]) -> Res
 /// Containers and networks of an environment that are still on the engine.
 pub fn leftovers(env_name: &str) -> (usize, usize) {
     let count = |args: &[&str]| {
-        let out = std::process::Command::new("docker").args(args).output().expect("docker CLI for leftover checks");
-        String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.trim().is_empty()).count()
+        let out = std::process::Command::new("docker")
+            .args(args)
+            .output()
+            .expect("docker CLI for leftover checks");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .count()
     };
     let label = format!("label=e2ekit.env={env_name}");
     (
@@ -63,7 +79,8 @@ pub fn run_child_test(test: &str, envs: &[(&str, &str)]) -> String {
         .envs(envs.iter().copied())
         .output()
         .expect("run the child test");
-    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "child test {test} failed:\n{text}");
     text
 }

@@ -16,7 +16,11 @@ async fn derived_name() -> Result<()> {
     let env = Environment::new().await?;
     // test binary "engine", module "environment", test "derived_name"
     assert_eq!(env.name(), "engine-environment-derived-name");
-    assert_eq!(leftovers(env.name()).1, 1, "the environment's network exists");
+    assert_eq!(
+        leftovers(env.name()).1,
+        1,
+        "the environment's network exists"
+    );
     env.close().await;
     assert_eq!(leftovers(env.name()), (0, 0));
     Ok(())
@@ -24,17 +28,25 @@ async fn derived_name() -> Result<()> {
 
 #[tokio::test]
 async fn shared_dir_has_the_same_path_inside_and_outside() -> Result<()> {
-    let env = Environment::builder().name("e2ekit-t-shared").build().await?;
+    let env = Environment::builder()
+        .name("e2ekit-t-shared")
+        .build()
+        .await?;
     let image = busybox(&env).await?;
     let future = env.runnable("writer").future()?;
     let dir = future.dir().to_path_buf();
     assert!(dir.starts_with(env.shared_dir()));
     let script = format!("echo from-container > {}/hello; sleep 3600", dir.display());
-    let writer = future.init(StartOptions::new(image).command(Command::sh(script)).readiness(
-        CmdProbe::new(Command::new("test").args(["-f", &format!("{}/hello", dir.display())])),
-    ))?;
+    let writer = future.init(
+        StartOptions::new(image)
+            .command(Command::sh(script))
+            .readiness(CmdProbe::new(
+                Command::new("test").args(["-f", &format!("{}/hello", dir.display())]),
+            )),
+    )?;
     start_and_wait_ready(&[&writer]).await?;
-    let content = std::fs::read_to_string(dir.join("hello")).expect("file written by the container");
+    let content =
+        std::fs::read_to_string(dir.join("hello")).expect("file written by the container");
     assert_eq!(content.trim(), "from-container");
     std::fs::write(env.shared_dir().join("from-host"), "hi").expect("host write");
     let out = writer
@@ -43,25 +55,38 @@ async fn shared_dir_has_the_same_path_inside_and_outside() -> Result<()> {
     assert_eq!(out.stdout, "hi");
     let shared = env.shared_dir().to_path_buf();
     env.close().await;
-    assert!(!shared.exists(), "shared dir {} must be removed on close", shared.display());
+    assert!(
+        !shared.exists(),
+        "shared dir {} must be removed on close",
+        shared.display()
+    );
     Ok(())
 }
 
 #[tokio::test]
 async fn containers_reach_the_host_at_host_addr() -> Result<()> {
-    let env = Environment::builder().name("e2ekit-t-hostaddr").build().await?;
+    let env = Environment::builder()
+        .name("e2ekit-t-hostaddr")
+        .build()
+        .await?;
     let image = busybox(&env).await?;
-    let listener = tokio::net::TcpListener::bind("0.0.0.0:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("0.0.0.0:0")
+        .await
+        .expect("bind");
     let port = listener.local_addr().expect("addr").port();
     let accepted = tokio::spawn(async move {
         use tokio::io::AsyncWriteExt;
         let (mut sock, _) = listener.accept().await.expect("accept");
-        sock.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 7\r\n\r\nhost-ok").await.expect("write");
+        sock.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 7\r\n\r\nhost-ok")
+            .await
+            .expect("write");
     });
     let client = env.runnable("client").init(sleeper(&image))?;
     client.start().await?;
     let url = format!("http://{}:{port}/", env.host_addr());
-    let out = client.exec(Command::new("wget").args(["-qO-", &url])).await?;
+    let out = client
+        .exec(Command::new("wget").args(["-qO-", &url]))
+        .await?;
     assert_eq!(out.stdout, "host-ok");
     accepted.await.expect("host server task");
     env.close().await;
@@ -81,7 +106,9 @@ async fn runnables_find_each_other_by_internal_endpoint() -> Result<()> {
         .exec(Command::new("wget").args(["-qO-", &format!("http://{endpoint}/ready")]))
         .await?;
     assert_eq!(by_container_name.stdout.trim(), "ready");
-    let by_alias = client.exec(Command::new("wget").args(["-qO-", "http://app:8080/ready"])).await?;
+    let by_alias = client
+        .exec(Command::new("wget").args(["-qO-", "http://app:8080/ready"]))
+        .await?;
     assert_eq!(by_alias.stdout.trim(), "ready");
     env.close().await;
     Ok(())
@@ -89,7 +116,10 @@ async fn runnables_find_each_other_by_internal_endpoint() -> Result<()> {
 
 #[tokio::test]
 async fn listeners_see_starts_and_stops_and_closers_run_before_removal() -> Result<()> {
-    let env = Environment::builder().name("e2ekit-t-listen").build().await?;
+    let env = Environment::builder()
+        .name("e2ekit-t-listen")
+        .build()
+        .await?;
     let image = busybox(&env).await?;
     let seen: Arc<Mutex<Vec<Vec<String>>>> = Arc::default();
     let record = seen.clone();
@@ -111,8 +141,19 @@ async fn listeners_see_starts_and_stops_and_closers_run_before_removal() -> Resu
     });
     env.close().await;
     let seen = seen.lock().expect("lock").clone();
-    assert_eq!(seen, vec![vec!["a".to_string()], vec!["a".into(), "b".into()], vec!["b".into()]]);
-    assert_eq!(*closer_saw_running.lock().expect("lock"), Some(true), "closers run before runnables are removed");
+    assert_eq!(
+        seen,
+        vec![
+            vec!["a".to_string()],
+            vec!["a".into(), "b".into()],
+            vec!["b".into()]
+        ]
+    );
+    assert_eq!(
+        *closer_saw_running.lock().expect("lock"),
+        Some(true),
+        "closers run before runnables are removed"
+    );
     Ok(())
 }
 
@@ -131,11 +172,22 @@ async fn volumes_and_cpu_limit_apply_to_every_runnable() -> Result<()> {
     let image = busybox(&env).await?;
     let r = env.runnable("r").init(sleeper(&image))?;
     r.start().await?;
-    assert_eq!(r.exec(Command::new("cat").arg("/mnt/extra/data")).await?.stdout, "mounted");
+    assert_eq!(
+        r.exec(Command::new("cat").arg("/mnt/extra/data"))
+            .await?
+            .stdout,
+        "mounted"
+    );
     let cpu = r
-        .exec(Command::sh("cat /sys/fs/cgroup/cpu.max 2>/dev/null || cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us"))
+        .exec(Command::sh(
+            "cat /sys/fs/cgroup/cpu.max 2>/dev/null || cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us",
+        ))
         .await?;
-    assert!(cpu.stdout.starts_with("50000"), "0.5 CPU should be a 50000us quota, got {:?}", cpu.stdout);
+    assert!(
+        cpu.stdout.starts_with("50000"),
+        "0.5 CPU should be a 50000us quota, got {:?}",
+        cpu.stdout
+    );
     env.close().await;
     std::fs::remove_dir_all(&host_dir).expect("cleanup");
     Ok(())
@@ -143,7 +195,10 @@ async fn volumes_and_cpu_limit_apply_to_every_runnable() -> Result<()> {
 
 #[tokio::test]
 async fn leftovers_of_an_earlier_run_with_the_same_name_are_removed() -> Result<()> {
-    let env = Environment::builder().name("e2ekit-t-sweep").build().await?;
+    let env = Environment::builder()
+        .name("e2ekit-t-sweep")
+        .build()
+        .await?;
     let image = busybox(&env).await?;
     let r = env.runnable("old").init(sleeper(&image))?;
     r.start().await?;
@@ -151,8 +206,15 @@ async fn leftovers_of_an_earlier_run_with_the_same_name_are_removed() -> Result<
     std::mem::forget(r);
     std::mem::forget(env);
     assert_eq!(leftovers("e2ekit-t-sweep"), (1, 1));
-    let env = Environment::builder().name("e2ekit-t-sweep").build().await?;
-    assert_eq!(leftovers("e2ekit-t-sweep"), (0, 1), "the old container is gone, a new network exists");
+    let env = Environment::builder()
+        .name("e2ekit-t-sweep")
+        .build()
+        .await?;
+    assert_eq!(
+        leftovers("e2ekit-t-sweep"),
+        (0, 1),
+        "the old container is gone, a new network exists"
+    );
     env.close().await;
     assert_eq!(leftovers("e2ekit-t-sweep"), (0, 0));
     Ok(())
@@ -190,13 +252,22 @@ fn a_panicking_scenario_leaves_nothing_behind() {
         let thread_name = name.clone();
         let outcome = std::thread::spawn(move || {
             let rt = if flavor == "current" {
-                tokio::runtime::Builder::new_current_thread().enable_all().build()
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
             } else {
-                tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()
+                tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
             }
             .expect("runtime");
             rt.block_on(async move {
-                let env = Environment::builder().name(thread_name).build().await.expect("env");
+                let env = Environment::builder()
+                    .name(thread_name)
+                    .build()
+                    .await
+                    .expect("env");
                 let image = busybox(&env).await.expect("image");
                 let r = env.runnable("r").init(sleeper(&image)).expect("init");
                 r.start().await.expect("start");
@@ -205,13 +276,20 @@ fn a_panicking_scenario_leaves_nothing_behind() {
         })
         .join();
         assert!(outcome.is_err(), "the scenario thread should have panicked");
-        assert_eq!(leftovers(&name), (0, 0), "{flavor}-thread runtime left resources");
+        assert_eq!(
+            leftovers(&name),
+            (0, 0),
+            "{flavor}-thread runtime left resources"
+        );
     }
 }
 
 #[tokio::test]
 async fn a_closed_environment_refuses_new_runnables_and_starts() -> Result<()> {
-    let env = Environment::builder().name("e2ekit-t-closed").build().await?;
+    let env = Environment::builder()
+        .name("e2ekit-t-closed")
+        .build()
+        .await?;
     let image = busybox(&env).await?;
     let defined = env.runnable("early").init(sleeper(&image))?;
     env.close().await;

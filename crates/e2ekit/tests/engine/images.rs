@@ -6,13 +6,29 @@ use crate::common::{self, busybox};
 
 #[tokio::test]
 async fn host_images_are_content_addressed() -> Result<()> {
-    let env = Environment::builder().name("e2ekit-t-images").build().await?;
-    let a = HostImage::new("e2ekit-test/content").content("/etc/msg", "one").build(&env).await?;
-    let again = HostImage::new("e2ekit-test/content").content("/etc/msg", "one").build(&env).await?;
-    let b = HostImage::new("e2ekit-test/content").content("/etc/msg", "two").build(&env).await?;
+    let env = Environment::builder()
+        .name("e2ekit-t-images")
+        .build()
+        .await?;
+    let a = HostImage::new("e2ekit-test/content")
+        .content("/etc/msg", "one")
+        .build(&env)
+        .await?;
+    let again = HostImage::new("e2ekit-test/content")
+        .content("/etc/msg", "one")
+        .build(&env)
+        .await?;
+    let b = HostImage::new("e2ekit-test/content")
+        .content("/etc/msg", "two")
+        .build(&env)
+        .await?;
     assert_eq!(a, again, "unchanged inputs give the same image");
     assert_ne!(a, b, "changed inputs give another image");
-    let tagged = HostImage::new("e2ekit-test/content").content("/etc/msg", "two").tag("latest").build(&env).await?;
+    let tagged = HostImage::new("e2ekit-test/content")
+        .content("/etc/msg", "two")
+        .tag("latest")
+        .build(&env)
+        .await?;
     assert_eq!(tagged, "e2ekit-test/content:latest");
 
     // A static binary with symlinks, a directory copied recursively, and a dynamic binary with
@@ -30,10 +46,20 @@ async fn host_images_are_content_addressed() -> Result<()> {
         .env("FROM_IMAGE", "yes")
         .build(&env)
         .await?;
-    let r = env.runnable("tree").init(StartOptions::new(with_tree).command(Command::new("sleep").arg("60")))?;
+    let r = env
+        .runnable("tree")
+        .init(StartOptions::new(with_tree).command(Command::new("sleep").arg("60")))?;
     r.start().await?;
-    assert_eq!(r.exec(Command::new("cat").arg("/opt/tree/sub/file")).await?.stdout, "deep");
-    assert_eq!(r.exec(Command::sh("echo $FROM_IMAGE")).await?.stdout.trim(), "yes");
+    assert_eq!(
+        r.exec(Command::new("cat").arg("/opt/tree/sub/file"))
+            .await?
+            .stdout,
+        "deep"
+    );
+    assert_eq!(
+        r.exec(Command::sh("echo $FROM_IMAGE")).await?.stdout.trim(),
+        "yes"
+    );
     let _ = shell;
     env.close().await;
     Ok(())
@@ -41,7 +67,10 @@ async fn host_images_are_content_addressed() -> Result<()> {
 
 #[tokio::test]
 async fn containerize_runs_a_cargo_built_binary() -> Result<()> {
-    let env = Environment::builder().name("e2ekit-t-containerize").build().await?;
+    let env = Environment::builder()
+        .name("e2ekit-t-containerize")
+        .build()
+        .await?;
     let app = containerize(&env, "app", cargo_bin("demo-app")?)
         .await?
         .with_ports([("http", 8080)])
@@ -62,9 +91,19 @@ async fn containerize_runs_a_cargo_built_binary() -> Result<()> {
 
 #[tokio::test]
 async fn a_missing_binary_is_a_clear_build_error() -> Result<()> {
-    let env = Environment::builder().name("e2ekit-t-nobinary").build().await?;
-    let err = HostImage::new("e2ekit-test/none").binary("/no/such/binary").build(&env).await.unwrap_err();
-    assert!(matches!(err, Error::ImageBuild { .. }) && err.to_string().contains("/no/such/binary"), "{err}");
+    let env = Environment::builder()
+        .name("e2ekit-t-nobinary")
+        .build()
+        .await?;
+    let err = HostImage::new("e2ekit-test/none")
+        .binary("/no/such/binary")
+        .build(&env)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::ImageBuild { .. }) && err.to_string().contains("/no/such/binary"),
+        "{err}"
+    );
     let _ = common::leftovers;
     env.close().await;
     Ok(())

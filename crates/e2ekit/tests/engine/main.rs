@@ -8,3 +8,4 @@ mod images;
 mod lifecycle;
 mod output;
 mod probes;
+mod readme;
