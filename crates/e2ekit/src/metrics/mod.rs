@@ -12,8 +12,8 @@
 //! use e2ekit::metrics::{greater_or_equal, parse, Matcher, MetricKind};
 //!
 //! let exposition = r#"
-//! # HELP http_requests_total Requests served.
-//! # TYPE http_requests_total counter
+//! ## HELP http_requests_total Requests served.
+//! ## TYPE http_requests_total counter
 //! http_requests_total{code="200"} 7
 //! http_requests_total{code="500"} 1
 //! "#;

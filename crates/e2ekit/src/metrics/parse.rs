@@ -272,6 +272,9 @@ struct FamilyMeta {
     /// Another family's name is this one's plus a series suffix (or the reverse), so the fast
     /// "same family as the previous sample" path must not be used for it.
     ambiguous: bool,
+    /// The name is a plain (unquoted) metric name, so a sample name starting with it only
+    /// needs the rest scanned.
+    plain: bool,
 }
 
 #[derive(Default)]
@@ -381,7 +384,14 @@ impl<'a> Parser<'a> {
     fn sample(&mut self, mut c: Cursor<'a>) -> Result<(), Reason> {
         let mut name = None;
         if c.peek() != Some(b'{') {
-            let n = c.metric_name();
+            let n = match self.current {
+                // Sample names usually start with the current family's name: compare it at
+                // once rather than byte by byte.
+                Some(cur) if self.meta[cur].plain => {
+                    c.metric_name_after(self.families[cur].name.as_bytes())
+                }
+                _ => c.metric_name(),
+            };
             if n.is_empty() {
                 return Err(format!(
                     "invalid metric name: unexpected character `{}`",
@@ -483,7 +493,10 @@ impl<'a> Parser<'a> {
 
     fn create(&mut self, name: Cow<'a, str>) -> usize {
         let idx = self.families.len();
-        let mut meta = FamilyMeta::default();
+        let mut meta = FamilyMeta {
+            plain: Cursor::new(&name).metric_name().len() == name.len(),
+            ..FamilyMeta::default()
+        };
         // Mark families whose series could be confused with this one's name, both ways.
         for suffix in SUFFIXES {
             if let Some(base) = name.strip_suffix(suffix) {
@@ -597,6 +610,22 @@ impl<'a> Cursor<'a> {
         }
         self.pos = end;
         &self.line[start..end]
+    }
+
+    /// Like [`Cursor::metric_name`], skipping the scan of `prefix` (a valid metric name) if
+    /// the name starts with it.
+    fn metric_name_after(&mut self, prefix: &[u8]) -> &'a str {
+        let start = self.pos;
+        if !prefix.is_empty() && self.bytes()[start..].starts_with(prefix) {
+            let bytes = self.bytes();
+            let mut end = start + prefix.len();
+            while end < bytes.len() && METRIC_NAME[bytes[end] as usize] {
+                end += 1;
+            }
+            self.pos = end;
+            return &self.line[start..end];
+        }
+        self.metric_name()
     }
 
     fn metric_name(&mut self) -> &'a str {

@@ -301,3 +301,43 @@ async fn a_closed_environment_refuses_new_runnables_and_starts() -> Result<()> {
     assert!(err.to_string().contains("is closed"), "{err}");
     Ok(())
 }
+
+#[test]
+fn e2e_docker_cpus_sets_the_default_limit_and_the_builder_wins() {
+    // The variable is process-wide, so the check runs in a child copy of this test binary.
+    if std::env::var_os("E2EKIT_CHILD_CPUS").is_some() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        rt.block_on(async {
+            let quota = |env: &Environment| {
+                let env = env.clone();
+                async move {
+                    let image = busybox(&env).await?;
+                    let r = env.runnable("r").init(sleeper(&image))?;
+                    r.start().await?;
+                    let out = r
+                        .exec(Command::sh("cat /sys/fs/cgroup/cpu.max 2>/dev/null || cat /sys/fs/cgroup/cpu/cpu.cfs_quota_us"))
+                        .await?;
+                    Ok::<_, Error>(out.stdout.split_whitespace().next().unwrap_or_default().to_string())
+                }
+            };
+            let from_var = Environment::builder().name("e2ekit-t-cpus-var").build().await?;
+            println!("QUOTA-VAR={}", quota(&from_var).await?);
+            from_var.close().await;
+            let explicit = Environment::builder().name("e2ekit-t-cpus-opt").cpus(1.0).build().await?;
+            println!("QUOTA-OPT={}", quota(&explicit).await?);
+            explicit.close().await;
+            let err = Environment::builder().name("e2ekit-t-cpus-bad").cpus(-1.0).build().await.unwrap_err();
+            println!("BAD-CPUS={err}");
+            Ok::<_, Error>(())
+        })
+        .expect("child scenario");
+        return;
+    }
+    let out = common::run_child_test(
+        "environment::e2e_docker_cpus_sets_the_default_limit_and_the_builder_wins",
+        &[("E2EKIT_CHILD_CPUS", "1"), ("E2E_DOCKER_CPUS", "0.25")],
+    );
+    assert!(out.contains("QUOTA-VAR=25000"), "{out}");
+    assert!(out.contains("QUOTA-OPT=100000"), "{out}");
+    assert!(out.contains("BAD-CPUS=invalid argument: CPU limit must be a positive number"), "{out}");
+}

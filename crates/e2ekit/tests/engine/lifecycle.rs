@@ -22,6 +22,7 @@ async fn start_options_reach_the_container() -> Result<()> {
             .env("GREETING", "hello world")
             .user("1234:1234")
             .memory_bytes(64 << 20)
+            .userns("host")
             .capability("NET_ADMIN"),
     )?;
     r.start().await?;
