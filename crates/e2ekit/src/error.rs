@@ -204,9 +204,31 @@ pub enum Error {
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
 
-    /// A metrics operation failed (fetching, parsing, or an expectation that never held).
+    /// The metrics endpoint of a runnable could not be read or parsed.
+    #[error("cannot read the metrics of runnable {runnable:?} from {url}: {reason}")]
+    MetricsFetch {
+        /// Runnable name.
+        runnable: String,
+        /// The metrics URL.
+        url: String,
+        /// What went wrong (a parse error names the line).
+        reason: String,
+    },
+
+    /// A requested metric is not exposed (and the options neither wait for it nor skip it).
+    #[error("metric {metric:?}{matchers} is not exposed by runnable {runnable:?}; to wait until it appears use MetricsOptions::new().wait_missing_metrics(), to count it as 0 use .skip_missing_metrics()")]
+    MetricMissing {
+        /// Runnable name.
+        runnable: String,
+        /// The metric name.
+        metric: String,
+        /// The label matchers in PromQL form (`{code=~"2.."}`), empty without matchers.
+        matchers: String,
+    },
+
+    /// A metric expectation did not hold before the wait policy gave up.
     #[error("{0}")]
-    Metrics(String),
+    MetricsWait(Box<MetricsWaitFailure>),
 }
 
 impl Error {
@@ -218,7 +240,10 @@ impl Error {
             | Error::ImageNotFound { runnable, .. }
             | Error::ContainerExited { runnable, .. }
             | Error::NotReady { runnable, .. }
-            | Error::Exec { runnable, .. } => Some(runnable),
+            | Error::Exec { runnable, .. }
+            | Error::MetricsFetch { runnable, .. }
+            | Error::MetricMissing { runnable, .. } => Some(runnable),
+            Error::MetricsWait(failure) => Some(&failure.runnable),
             Error::DuplicateRunnable { name, .. } => Some(name),
             _ => None,
         }
@@ -254,5 +279,45 @@ impl Error {
             context: context.into(),
             source,
         }
+    }
+}
+
+/// Details of [`Error::MetricsWait`]: what was awaited and what was seen instead.
+#[derive(Debug, Clone)]
+pub struct MetricsWaitFailure {
+    /// Runnable name(s), e.g. `runnable "app"`.
+    pub runnable: String,
+    /// The metrics waited on.
+    pub metrics: Vec<String>,
+    /// The label matchers in PromQL form, empty without matchers.
+    pub matchers: String,
+    /// The expectation, rendered (`>= 5`).
+    pub expected: String,
+    /// The sums seen at the last check, if any.
+    pub last_values: Option<Vec<f64>>,
+    /// The last error seen while checking, if any.
+    pub last_error: Option<String>,
+    /// How long it waited.
+    pub after: Duration,
+    /// How many times it checked.
+    pub checks: u32,
+}
+
+impl fmt::Display for MetricsWaitFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "metrics {:?}{} of {} did not become {} within {:?} ({} checks); last sums seen: ",
+            self.metrics, self.matchers, self.runnable, self.expected, self.after, self.checks
+        )?;
+        match &self.last_values {
+            Some(v) => write!(f, "{v:?}")?,
+            None => write!(f, "none")?,
+        }
+        write!(
+            f,
+            "; last error: {}",
+            self.last_error.as_deref().unwrap_or("none")
+        )
     }
 }

@@ -50,9 +50,14 @@ pub mod probe;
 pub mod runnable;
 
 pub use env::{Environment, EnvironmentBuilder, EnvironmentListener};
-pub use error::{Error, LogTail, Result};
+pub use error::{Error, LogTail, MetricsWaitFailure, Result};
 pub use flags::Flags;
 pub use image::{cargo_bin, containerize, Containerized, HostImage};
+pub use metrics::{
+    between, equals, equals_among_two, greater, greater_among_two, greater_or_equal, less,
+    less_among_two, less_or_equal, CompositeInstrumented, Expectation, Instrumented, Matcher,
+    MetricsOptions, StaticMetricsServer,
+};
 pub use options::{Command, StartOptions};
 pub use probe::{AllProbe, CmdProbe, HttpProbe, LogProbe, Probe, TcpProbe, WaitPolicy};
 pub use runnable::{
@@ -67,6 +72,11 @@ pub mod prelude {
     pub use crate::flags::Flags;
     pub use crate::image::{cargo_bin, containerize, HostImage};
     pub use crate::interactive;
+    pub use crate::metrics::{
+        between, equals, equals_among_two, greater, greater_among_two, greater_or_equal, less,
+        less_among_two, less_or_equal, CompositeInstrumented, Expectation, Instrumented, Matcher,
+        MetricsOptions, StaticMetricsServer,
+    };
     pub use crate::options::{Command, StartOptions};
     pub use crate::probe::{AllProbe, CmdProbe, HttpProbe, LogProbe, Probe, TcpProbe, WaitPolicy};
     pub use crate::runnable::{

@@ -339,6 +339,10 @@ impl Runnable {
         lock(&self.inner.state).as_ref().and_then(|r| r.ip)
     }
 
+    pub(crate) fn http(&self) -> &reqwest::Client {
+        &self.inner.core.http
+    }
+
     fn not_running(&self, action: &str) -> Error {
         Error::NotRunning {
             runnable: self.inner.name.clone(),

@@ -33,13 +33,19 @@
 //! ```
 
 mod expectation;
+mod instrumented;
 mod matcher;
+mod options;
 mod parse;
+mod static_server;
 mod sum;
 
 pub use expectation::{
     between, equals, equals_among_two, greater, greater_among_two, greater_or_equal, less,
     less_among_two, less_or_equal, Expectation,
 };
+pub use instrumented::{CompositeInstrumented, Instrumented};
 pub use matcher::{MatchOp, Matcher, MatcherError};
+pub use options::MetricsOptions;
 pub use parse::{parse, parse_bytes, MetricFamily, MetricKind, ParseError, ParsedSample};
+pub use static_server::StaticMetricsServer;

@@ -1,7 +1,4 @@
 //! Sums of metric families, as used by `sum_metrics` and `wait_sum_metrics`.
-// The instrumented runnable (metrics/instrumented.rs) is the caller; until it lands, only the
-// tests use this module.
-#![cfg_attr(not(test), allow(dead_code))]
 
 use super::matcher::{Matcher, MatcherError};
 use super::parse::{MetricFamily, MetricKind, ParsedSample};

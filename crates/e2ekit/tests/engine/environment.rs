@@ -306,7 +306,10 @@ async fn a_closed_environment_refuses_new_runnables_and_starts() -> Result<()> {
 fn e2e_docker_cpus_sets_the_default_limit_and_the_builder_wins() {
     // The variable is process-wide, so the check runs in a child copy of this test binary.
     if std::env::var_os("E2EKIT_CHILD_CPUS").is_some() {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
         rt.block_on(async {
             let quota = |env: &Environment| {
                 let env = env.clone();
@@ -339,5 +342,8 @@ fn e2e_docker_cpus_sets_the_default_limit_and_the_builder_wins() {
     );
     assert!(out.contains("QUOTA-VAR=25000"), "{out}");
     assert!(out.contains("QUOTA-OPT=100000"), "{out}");
-    assert!(out.contains("BAD-CPUS=invalid argument: CPU limit must be a positive number"), "{out}");
+    assert!(
+        out.contains("BAD-CPUS=invalid argument: CPU limit must be a positive number"),
+        "{out}"
+    );
 }

@@ -6,6 +6,7 @@ mod common;
 mod environment;
 mod images;
 mod lifecycle;
+mod metrics;
 mod output;
 mod probes;
 mod readme;

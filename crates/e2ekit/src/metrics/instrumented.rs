@@ -1,0 +1,462 @@
+//! Runnables that expose Prometheus metrics, and waits on those metrics.
+
+use std::fmt;
+use std::ops::Deref;
+use std::time::{Duration, Instant};
+
+use super::expectation::Expectation;
+use super::options::{default_metrics_wait, MetricsOptions};
+use super::parse::parse;
+use super::sum::{sum_metrics, SumError};
+use crate::error::{Error, MetricsWaitFailure, Result};
+use crate::probe::WaitPolicy;
+use crate::runnable::{AsRunnable, Runnable};
+
+/// Longest single metrics fetch, so a hung endpoint cannot eat a whole wait.
+const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A runnable whose Prometheus metrics can be read and waited on. It stays a runnable:
+/// it dereferences to [`Runnable`] and works with [`crate::start_and_wait_ready`].
+///
+/// ```no_run
+/// use e2ekit::prelude::*;
+///
+/// # async fn demo(app: Runnable) -> e2ekit::Result<()> {
+/// let app = Instrumented::new(app, "http")?; // metrics at /metrics on port "http"
+/// start_and_wait_ready(&[&app]).await?;
+/// app.wait_sum_metrics(greater_or_equal(1.0), ["demo_requests_total"]).await?;
+/// let sums = app
+///     .sum_metrics(["demo_requests_total"], MetricsOptions::new()
+///         .label_matchers([Matcher::regex("code", "5..")])
+///         .skip_missing_metrics())
+///     .await?;
+/// # let _ = sums;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Instrumented {
+    runnable: Runnable,
+    port: String,
+    path: String,
+    https: bool,
+    wait: WaitPolicy,
+}
+
+impl fmt::Debug for Instrumented {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Instrumented")
+            .field("runnable", &self.runnable)
+            .field("port", &self.port)
+            .field("path", &self.path)
+            .field("https", &self.https)
+            .finish()
+    }
+}
+
+impl Instrumented {
+    /// Metrics served at `/metrics` over HTTP on the named port. Errors if the runnable has no
+    /// such port.
+    pub fn new(runnable: Runnable, metrics_port: &str) -> Result<Self> {
+        if !runnable.ports().iter().any(|(n, _)| n == metrics_port) {
+            return Err(Error::UnknownPort {
+                runnable: runnable.name().to_string(),
+                port: metrics_port.to_string(),
+                known: runnable.ports().iter().map(|(n, _)| n.clone()).collect(),
+            });
+        }
+        Ok(Self {
+            runnable,
+            port: metrics_port.to_string(),
+            path: "/metrics".to_string(),
+            https: false,
+            wait: default_metrics_wait(),
+        })
+    }
+
+    /// Another metrics path.
+    pub fn metrics_path(mut self, path: impl Into<String>) -> Self {
+        self.path = path.into();
+        self
+    }
+
+    /// Reads metrics over HTTPS (certificates are not verified).
+    pub fn https(mut self) -> Self {
+        self.https = true;
+        self
+    }
+
+    /// The wait policy of [`Instrumented::wait_sum_metrics`] (options given to the `_with`
+    /// variants override it).
+    pub fn wait_policy(mut self, policy: WaitPolicy) -> Self {
+        self.wait = policy;
+        self
+    }
+
+    /// The wrapped runnable.
+    pub fn runnable(&self) -> &Runnable {
+        &self.runnable
+    }
+
+    /// The name of the metrics port.
+    pub fn metrics_port(&self) -> &str {
+        &self.port
+    }
+
+    /// The metrics URL as reachable from the host.
+    pub fn metrics_url(&self) -> Result<String> {
+        let scheme = if self.https { "https" } else { "http" };
+        Ok(format!(
+            "{scheme}://{}{}",
+            self.runnable.endpoint(&self.port)?,
+            self.path
+        ))
+    }
+
+    /// The raw exposition text.
+    pub async fn metrics(&self) -> Result<String> {
+        let url = self.metrics_url()?;
+        let fail = |reason: String| Error::MetricsFetch {
+            runnable: self.runnable.name().to_string(),
+            url: url.clone(),
+            reason,
+        };
+        let response = self
+            .runnable
+            .http()
+            .get(&url)
+            .timeout(FETCH_TIMEOUT)
+            .send()
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        let status = response.status();
+        let body = response.text().await.map_err(|e| fail(e.to_string()))?;
+        if !status.is_success() {
+            return Err(fail(format!("answered {status}")));
+        }
+        Ok(body)
+    }
+
+    /// The sum of each named metric's matching series (see [`MetricsOptions`]).
+    pub async fn sum_metrics<I, S>(&self, names: I, options: MetricsOptions) -> Result<Vec<f64>>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let names = to_names(names);
+        sums_of(std::slice::from_ref(self), &names, &options).await
+    }
+
+    /// Waits until the sums of the named metrics meet the expectation, with default options.
+    pub async fn wait_sum_metrics<I, S>(&self, expectation: Expectation, names: I) -> Result<()>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let options = MetricsOptions::new().wait(self.wait);
+        self.wait_sum_metrics_with(expectation, names, options)
+            .await
+    }
+
+    /// Waits until the sums of the named metrics meet the expectation.
+    pub async fn wait_sum_metrics_with<I, S>(
+        &self,
+        expectation: Expectation,
+        names: I,
+        options: MetricsOptions,
+    ) -> Result<()>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        wait_for(
+            std::slice::from_ref(self),
+            &expectation,
+            &to_names(names),
+            &options,
+        )
+        .await
+    }
+
+    /// Waits until no series of the metric (matching the options' matchers) is exposed.
+    pub async fn wait_removed_metric(&self, name: &str, options: MetricsOptions) -> Result<()> {
+        wait_removed(std::slice::from_ref(self), name, options).await
+    }
+}
+
+impl Deref for Instrumented {
+    type Target = Runnable;
+    fn deref(&self) -> &Runnable {
+        &self.runnable
+    }
+}
+
+impl AsRunnable for Instrumented {
+    fn as_runnable(&self) -> &Runnable {
+        &self.runnable
+    }
+}
+
+/// Several instances of one service, measured as one: sums are taken across all instances.
+///
+/// ```no_run
+/// use e2ekit::prelude::*;
+///
+/// # async fn demo(a: Instrumented, b: Instrumented) -> e2ekit::Result<()> {
+/// let replicas = CompositeInstrumented::new([a, b]);
+/// replicas.wait_sum_metrics(greater_or_equal(10.0), ["demo_requests_total"]).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct CompositeInstrumented {
+    instances: Vec<Instrumented>,
+}
+
+impl CompositeInstrumented {
+    /// Groups instances.
+    pub fn new(instances: impl IntoIterator<Item = Instrumented>) -> Self {
+        Self {
+            instances: instances.into_iter().collect(),
+        }
+    }
+
+    /// The instances.
+    pub fn instances(&self) -> &[Instrumented] {
+        &self.instances
+    }
+
+    /// Sums across all instances.
+    pub async fn sum_metrics<I, S>(&self, names: I, options: MetricsOptions) -> Result<Vec<f64>>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        sums_of(&self.instances, &to_names(names), &options).await
+    }
+
+    /// Waits until the sums across all instances meet the expectation, with default options.
+    pub async fn wait_sum_metrics<I, S>(&self, expectation: Expectation, names: I) -> Result<()>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        self.wait_sum_metrics_with(expectation, names, MetricsOptions::new())
+            .await
+    }
+
+    /// Waits until the sums across all instances meet the expectation.
+    pub async fn wait_sum_metrics_with<I, S>(
+        &self,
+        expectation: Expectation,
+        names: I,
+        options: MetricsOptions,
+    ) -> Result<()>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        wait_for(&self.instances, &expectation, &to_names(names), &options).await
+    }
+
+    /// Waits until no instance exposes the metric.
+    pub async fn wait_removed_metric(&self, name: &str, options: MetricsOptions) -> Result<()> {
+        wait_removed(&self.instances, name, options).await
+    }
+}
+
+fn to_names<I, S>(names: I) -> Vec<String>
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<str>,
+{
+    names.into_iter().map(|n| n.as_ref().to_string()).collect()
+}
+
+fn describe(instances: &[Instrumented]) -> String {
+    match instances {
+        [one] => format!("runnable {:?}", one.runnable.name()),
+        many => format!(
+            "runnables {:?}",
+            many.iter().map(|i| i.runnable.name()).collect::<Vec<_>>()
+        ),
+    }
+}
+
+/// One look: fetch every instance concurrently, sum element-wise across instances.
+async fn sums_of(
+    instances: &[Instrumented],
+    names: &[String],
+    options: &MetricsOptions,
+) -> Result<Vec<f64>> {
+    if instances.is_empty() {
+        return Err(Error::InvalidArgument(
+            "a composite instrumented runnable needs at least one instance".to_string(),
+        ));
+    }
+    let names_ref: Vec<&str> = names.iter().map(String::as_str).collect();
+    let fetches = instances.iter().map(|i| i.metrics());
+    let texts = futures_util::future::join_all(fetches).await;
+    let mut total = vec![0.0; names.len()];
+    for (instance, text) in instances.iter().zip(texts) {
+        let text = text?;
+        let runnable = instance.runnable.name();
+        let families = parse(&text).map_err(|e| Error::MetricsFetch {
+            runnable: runnable.to_string(),
+            url: instance
+                .metrics_url()
+                .unwrap_or_else(|_| instance.path.clone()),
+            reason: format!("invalid exposition: {e}"),
+        })?;
+        let sums = sum_metrics(&families, &names_ref, &options.sum).map_err(|e| match e {
+            SumError::Missing { name } => Error::MetricMissing {
+                runnable: runnable.to_string(),
+                metric: name,
+                matchers: options.matchers_text(),
+            },
+            SumError::Matcher(m) => Error::InvalidArgument(m.to_string()),
+        })?;
+        for (t, s) in total.iter_mut().zip(sums) {
+            *t += s;
+        }
+    }
+    Ok(total)
+}
+
+fn validate(options: &MetricsOptions) -> Result<()> {
+    for m in &options.sum.matchers {
+        m.validate()
+            .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// What one look at the metrics means for a wait.
+enum Look {
+    Done,
+    Again {
+        values: Option<Vec<f64>>,
+        error: Option<String>,
+    },
+    Fail(Error),
+}
+
+/// Looks at the metrics until `judge` says done or failed, or the policy's deadline passes.
+async fn poll(
+    instances: &[Instrumented],
+    names: &[String],
+    options: &MetricsOptions,
+    expected: String,
+    judge: impl Fn(Result<Vec<f64>>) -> Look,
+) -> Result<()> {
+    let policy = options.wait;
+    let started = Instant::now();
+    let mut intervals = policy.intervals();
+    let mut checks = 0u32;
+    let (mut last_values, mut last_error) = (None, None);
+    loop {
+        checks += 1;
+        match judge(sums_of(instances, names, options).await) {
+            Look::Done => return Ok(()),
+            Look::Fail(e) => return Err(e),
+            Look::Again { values, error } => {
+                last_values = values.or(last_values);
+                last_error = error.or(last_error);
+            }
+        }
+        let elapsed = started.elapsed();
+        if elapsed >= policy.deadline() {
+            return Err(Error::MetricsWait(Box::new(MetricsWaitFailure {
+                runnable: describe(instances),
+                metrics: names.to_vec(),
+                matchers: options.matchers_text(),
+                expected,
+                last_values,
+                last_error,
+                after: elapsed,
+                checks,
+            })));
+        }
+        let pause = intervals
+            .next()
+            .unwrap_or(policy.max_interval)
+            .min(policy.deadline() - elapsed);
+        tokio::time::sleep(pause).await;
+    }
+}
+
+async fn wait_for(
+    instances: &[Instrumented],
+    expectation: &Expectation,
+    names: &[String],
+    options: &MetricsOptions,
+) -> Result<()> {
+    validate(options)?;
+    if let Some(n) = expectation.expected_len() {
+        if n != names.len() {
+            return Err(Error::InvalidArgument(format!(
+                "expectation {expectation} compares {n} metrics, but {} were given: {names:?}",
+                names.len()
+            )));
+        }
+    }
+    poll(
+        instances,
+        names,
+        options,
+        expectation.to_string(),
+        |look| match look {
+            Ok(sums) if expectation.check(&sums) => Look::Done,
+            Ok(sums) => Look::Again {
+                values: Some(sums),
+                error: None,
+            },
+            Err(e @ Error::MetricMissing { .. }) if options.wait_missing => Look::Again {
+                values: None,
+                error: Some(e.to_string()),
+            },
+            // Not exposed, not running, bad arguments: waiting cannot help.
+            Err(
+                e @ (Error::MetricMissing { .. }
+                | Error::NotRunning { .. }
+                | Error::InvalidArgument(_)),
+            ) => Look::Fail(e),
+            // A fetch can fail while a service restarts or is paused; keep looking.
+            Err(e) => Look::Again {
+                values: None,
+                error: Some(e.to_string()),
+            },
+        },
+    )
+    .await
+}
+
+async fn wait_removed(
+    instances: &[Instrumented],
+    name: &str,
+    options: MetricsOptions,
+) -> Result<()> {
+    let mut options = options;
+    // Counting a missing metric as 0 would hide the removal we are waiting for.
+    options.sum.skip_missing = false;
+    options.wait_missing = false;
+    validate(&options)?;
+    let names = [name.to_string()];
+    poll(
+        instances,
+        &names,
+        &options,
+        "removed".to_string(),
+        |look| match look {
+            Err(Error::MetricMissing { .. }) => Look::Done,
+            Err(e @ (Error::NotRunning { .. } | Error::InvalidArgument(_))) => Look::Fail(e),
+            Err(e) => Look::Again {
+                values: None,
+                error: Some(e.to_string()),
+            },
+            Ok(v) => Look::Again {
+                values: Some(v),
+                error: None,
+            },
+        },
+    )
+    .await
+}
