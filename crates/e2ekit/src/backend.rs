@@ -75,6 +75,14 @@ pub(crate) struct Leftovers {
     pub owners: Vec<String>,
 }
 
+/// One labelled resource (container or network) on the engine.
+#[derive(Debug, Clone)]
+pub(crate) struct Labelled {
+    pub container: bool,
+    pub env: String,
+    pub owner: Option<String>,
+}
+
 /// What the engine must do for e2ekit.
 #[async_trait::async_trait]
 pub(crate) trait Backend: Send + Sync + std::fmt::Debug {
@@ -88,6 +96,8 @@ pub(crate) trait Backend: Send + Sync + std::fmt::Debug {
     ) -> Result<NetworkInfo>;
     async fn remove_network(&self, name: &str) -> Result<()>;
     async fn find_environment(&self, env: &str) -> Result<Leftovers>;
+    /// Every container and network carrying e2ekit's environment label.
+    async fn list_labelled(&self) -> Result<Vec<Labelled>>;
     /// Remove everything labelled with the environment's name, concurrently.
     async fn remove_environment(&self, env: &str, network: Option<&str>) -> Result<()>;
 

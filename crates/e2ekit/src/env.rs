@@ -26,6 +26,7 @@ use crate::error::{Error, Result};
 use crate::labels;
 use crate::naming;
 use crate::runnable::{Runnable, RunnableBuilder, RunnableInner};
+use crate::sweep;
 
 /// Told about the running runnables whenever one starts or stops (monitoring uses this to
 /// keep its scrape targets current).
@@ -58,6 +59,9 @@ pub(crate) struct EnvCore {
     closed: AtomicBool,
     names: Mutex<HashSet<String>>,
     started: Mutex<Vec<Weak<RunnableInner>>>,
+    /// How to reach each running runnable, kept apart from the runnables themselves so it
+    /// can be printed after they were dropped (keep-on-failure).
+    reachable: Mutex<BTreeMap<String, String>>,
     listeners: Mutex<Vec<Arc<dyn EnvironmentListener>>>,
     closers: Mutex<Vec<Closer>>,
 }
@@ -130,6 +134,15 @@ impl EnvCore {
         self.notify();
     }
 
+    /// Records (or with `None` forgets) how to reach a runnable.
+    pub(crate) fn set_reachable(&self, runnable: &str, how: Option<String>) {
+        let mut map = lock(&self.reachable);
+        match how {
+            Some(h) => map.insert(runnable.to_string(), h),
+            None => map.remove(runnable),
+        };
+    }
+
     pub(crate) fn notify(&self) {
         let running: Vec<Runnable> = lock(&self.started)
             .iter()
@@ -174,6 +187,40 @@ impl EnvCore {
     }
 }
 
+/// `E2EKIT_KEEP_ON_FAILURE=1`: leave the environment of a panicking test running.
+fn keep_on_failure() -> bool {
+    std::env::var("E2EKIT_KEEP_ON_FAILURE").is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+impl EnvCore {
+    /// Marks the environment as kept (so sweeps spare it) and prints how to reach and remove it.
+    fn keep_for_inspection(&self) {
+        let _ = std::fs::write(self.shared_dir.join(sweep::KEPT_MARKER), labels::owner());
+        let mut text = format!(
+            "\ne2ekit: E2EKIT_KEEP_ON_FAILURE is set; environment {:?} is kept for inspection.\n",
+            self.name
+        );
+        for line in lock(&self.reachable).values() {
+            text.push_str(&format!("  {line}\n"));
+        }
+        text.push_str(&format!("  shared dir: {}\n", self.shared_dir.display()));
+        text.push_str(&format!(
+            "  remove it with: {}\n",
+            removal_command(&self.name, &self.shared_dir)
+        ));
+        eprintln!("{text}");
+    }
+}
+
+/// A shell command that removes everything of an environment.
+pub(crate) fn removal_command(name: &str, dir: &Path) -> String {
+    format!(
+        "docker rm -f $(docker ps -aq --filter label={}={name}); docker network rm {name}; rm -rf {}",
+        labels::ENV,
+        dir.display()
+    )
+}
+
 fn env_labels(name: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
         (labels::ENV.to_string(), name.to_string()),
@@ -200,6 +247,10 @@ struct DropGuard {
 impl Drop for DropGuard {
     fn drop(&mut self) {
         if self.core.is_closed() {
+            return;
+        }
+        if std::thread::panicking() && keep_on_failure() {
+            self.core.keep_for_inspection();
             return;
         }
         let core = self.core.clone();
@@ -378,7 +429,10 @@ impl EnvironmentBuilder {
         }
         let backend: Arc<dyn Backend> =
             Arc::new(DockerBackend::connect(self.docker_host.as_deref()).await?);
-        let shared_dir = shared_dir_for(&name)?;
+        let shared_dir = sweep::shared_dir_for(&name)?;
+        if let Err(e) = sweep::remove_orphans_with(backend.as_ref()).await {
+            tracing::warn!(error = %e, "could not remove orphaned environments");
+        }
 
         let leftovers = backend.find_environment(&name).await?;
         if let Some(owner) = leftovers
@@ -425,6 +479,7 @@ impl EnvironmentBuilder {
             closed: AtomicBool::new(false),
             names: Mutex::new(HashSet::new()),
             started: Mutex::new(Vec::new()),
+            reachable: Mutex::new(BTreeMap::new()),
             listeners: Mutex::new(Vec::new()),
             closers: Mutex::new(Vec::new()),
         });
@@ -443,20 +498,6 @@ fn cpus_from_env() -> Result<Option<f64>> {
         }),
         _ => Ok(None),
     }
-}
-
-/// `$E2E_TEMP_DIR/e2ekit-<name>`, or under the system temp dir. The path is canonical so it
-/// is the same string on the host and inside containers (macOS links /tmp elsewhere).
-fn shared_dir_for(name: &str) -> Result<PathBuf> {
-    let base = std::env::var_os("E2E_TEMP_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir);
-    std::fs::create_dir_all(&base)
-        .map_err(|e| Error::io(format!("creating {}", base.display()), e))?;
-    let base = base
-        .canonicalize()
-        .map_err(|e| Error::io(format!("resolving {}", base.display()), e))?;
-    Ok(base.join(format!("e2ekit-{name}")))
 }
 
 fn set_world_writable(dir: &Path) {

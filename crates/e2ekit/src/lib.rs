@@ -48,6 +48,7 @@ mod naming;
 pub mod options;
 pub mod probe;
 pub mod runnable;
+pub mod sweep;
 
 pub use env::{Environment, EnvironmentBuilder, EnvironmentListener};
 pub use error::{Error, LogTail, MetricsWaitFailure, Result};

@@ -441,7 +441,7 @@ impl Runnable {
         *lock(&self.inner.state) = Some(Running {
             id: started.id.clone(),
             ip: started.ip,
-            host_ports: started.host_ports,
+            host_ports: started.host_ports.clone(),
             exit: exit_rx,
             probe,
             log_lines,
@@ -449,6 +449,13 @@ impl Runnable {
         if let Some(code) = started.exited {
             return Err(self.exited(&started.id, code, "starting").await);
         }
+        let mut how = format!("{name} (container {})", self.inner.container_name);
+        for (port_name, port) in &self.inner.ports {
+            if let Some(host_port) = started.host_ports.get(port) {
+                how.push_str(&format!(" {port_name}=127.0.0.1:{host_port}"));
+            }
+        }
+        core.set_reachable(name, Some(how));
         core.started(&self.inner);
         Ok(())
     }
@@ -596,6 +603,7 @@ impl Runnable {
             self.backend().stop(&running.id, STOP_GRACE).await?;
         }
         self.backend().remove(&running.id).await?;
+        core.set_reachable(&self.inner.name, None);
         core.notify();
         Ok(())
     }

@@ -35,7 +35,7 @@ use futures_util::{StreamExt, TryStreamExt};
 use tokio::io::AsyncWriteExt;
 
 use crate::backend::{
-    Backend, ContainerSpec, Leftovers, LogLine, LogStream, NetworkInfo, StartedContainer,
+    Backend, ContainerSpec, Labelled, Leftovers, LogLine, LogStream, NetworkInfo, StartedContainer,
 };
 use crate::error::{Error, Result};
 use crate::labels;
@@ -234,6 +234,48 @@ impl Backend for DockerBackend {
         found.owners.sort();
         found.owners.dedup();
         Ok(found)
+    }
+
+    async fn list_labelled(&self) -> Result<Vec<Labelled>> {
+        let filters = HashMap::from([("label".to_string(), vec![labels::ENV.to_string()])]);
+        let containers = within(
+            || "listing e2ekit containers".to_string(),
+            CALL_TIMEOUT,
+            self.docker.list_containers(Some(
+                ListContainersOptionsBuilder::default()
+                    .all(true)
+                    .filters(&filters)
+                    .build(),
+            )),
+        )
+        .await?;
+        let networks = within(
+            || "listing e2ekit networks".to_string(),
+            CALL_TIMEOUT,
+            self.docker.list_networks(Some(
+                ListNetworksOptionsBuilder::default()
+                    .filters(&filters)
+                    .build(),
+            )),
+        )
+        .await?;
+        let entry = |container: bool, labels: Option<&HashMap<String, String>>| {
+            let labels = labels?;
+            Some(Labelled {
+                container,
+                env: labels.get(labels::ENV)?.clone(),
+                owner: labels.get(labels::OWNER).cloned(),
+            })
+        };
+        Ok(containers
+            .iter()
+            .filter_map(|c| entry(true, c.labels.as_ref()))
+            .chain(
+                networks
+                    .iter()
+                    .filter_map(|n| entry(false, n.labels.as_ref())),
+            )
+            .collect())
     }
 
     async fn remove_environment(&self, env: &str, network: Option<&str>) -> Result<()> {

@@ -73,14 +73,26 @@ pub fn leftovers(env_name: &str) -> (usize, usize) {
 /// Runs one test of this binary in a child process (for process-wide settings such as
 /// environment variables) and returns its combined output. Panics if the child fails.
 pub fn run_child_test(test: &str, envs: &[(&str, &str)]) -> String {
+    let (ok, text) = run_child(test, envs);
+    assert!(ok, "child test {test} failed:\n{text}");
+    text
+}
+
+/// A child copy of this test binary running one test: the command, ready to spawn.
+pub fn child_command(test: &str, envs: &[(&str, &str)]) -> std::process::Command {
     let exe = std::env::current_exe().expect("test binary path");
-    let out = std::process::Command::new(exe)
-        .args([test, "--exact", "--nocapture", "--test-threads", "1"])
-        .envs(envs.iter().copied())
+    let mut cmd = std::process::Command::new(exe);
+    cmd.args([test, "--exact", "--nocapture", "--test-threads", "1"])
+        .envs(envs.iter().copied());
+    cmd
+}
+
+/// Runs one test in a child process; returns whether it passed and its combined output.
+pub fn run_child(test: &str, envs: &[(&str, &str)]) -> (bool, String) {
+    let out = child_command(test, envs)
         .output()
         .expect("run the child test");
     let text =
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "child test {test} failed:\n{text}");
-    text
+    (out.status.success(), text)
 }

@@ -3,6 +3,7 @@
 
 mod bad_input;
 mod common;
+mod crash_safety;
 mod environment;
 mod images;
 mod lifecycle;

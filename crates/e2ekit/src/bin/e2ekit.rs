@@ -1,0 +1,91 @@
+//! `e2ekit`: list and remove e2ekit environments on the engine.
+//!
+//! ```text
+//! e2ekit ls                 environments, their owner state and resource counts
+//! e2ekit gc                 remove environments whose owner process is gone (kept ones stay)
+//! e2ekit gc --env NAME      remove one environment, whoever owns it
+//! e2ekit gc --all           remove every e2ekit environment, including kept and live ones
+//! ```
+//! The engine is `DOCKER_HOST` or the local socket.
+
+use std::process::ExitCode;
+
+use e2ekit::sweep::{self, OwnerState};
+
+const USAGE: &str = "usage: e2ekit ls | e2ekit gc [--all | --env NAME]";
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let result = match args.as_slice() {
+        ["ls"] => ls().await,
+        ["gc"] => gc_orphans().await,
+        ["gc", "--all"] => gc_all().await,
+        ["gc", "--env", name] => sweep::remove_environment(None, name)
+            .await
+            .map(|_| println!("removed {name}")),
+        ["-h" | "--help" | "help"] => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        _ => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("e2ekit: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn ls() -> e2ekit::Result<()> {
+    let envs = sweep::list_environments(None).await?;
+    if envs.is_empty() {
+        println!("no e2ekit environments");
+        return Ok(());
+    }
+    println!(
+        "{:<42} {:<9} {:>10} {:>8}  OWNER",
+        "NAME", "STATE", "CONTAINERS", "NETWORKS"
+    );
+    for env in envs {
+        let state = match env.state {
+            OwnerState::Alive => "alive",
+            OwnerState::Orphaned => "orphaned",
+            OwnerState::Kept => "kept",
+        };
+        println!(
+            "{:<42} {:<9} {:>10} {:>8}  {}",
+            env.name,
+            state,
+            env.containers,
+            env.networks,
+            env.owners.join(",")
+        );
+    }
+    Ok(())
+}
+
+async fn gc_orphans() -> e2ekit::Result<()> {
+    let removed = sweep::remove_orphans(None).await?;
+    println!("removed {} orphaned environment(s)", removed.len());
+    for name in removed {
+        println!("  {name}");
+    }
+    Ok(())
+}
+
+async fn gc_all() -> e2ekit::Result<()> {
+    let envs = sweep::list_environments(None).await?;
+    for env in &envs {
+        sweep::remove_environment(None, &env.name).await?;
+        println!("removed {}", env.name);
+    }
+    println!("removed {} environment(s)", envs.len());
+    Ok(())
+}
