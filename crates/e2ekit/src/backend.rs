@@ -75,6 +75,20 @@ pub(crate) struct Leftovers {
     pub owners: Vec<String>,
 }
 
+/// Resource usage of one container at one moment, in cAdvisor's units.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct UsageSample {
+    pub cpu_seconds: f64,
+    pub memory_usage_bytes: f64,
+    pub working_set_bytes: f64,
+    pub rss_bytes: f64,
+    pub rx_bytes: f64,
+    pub tx_bytes: f64,
+}
+
+/// Usage samples pushed by the engine (about one a second) until the container stops.
+pub(crate) type UsageStream = Pin<Box<dyn Stream<Item = Result<UsageSample>> + Send>>;
+
 /// One labelled resource (container or network) on the engine.
 #[derive(Debug, Clone)]
 pub(crate) struct Labelled {
@@ -129,6 +143,9 @@ pub(crate) trait Backend: Send + Sync + std::fmt::Debug {
     async fn connect(&self, id: &str, network: &str, aliases: &[String]) -> Result<()>;
 
     fn follow_logs(&self, id: &str) -> LogStream;
+    fn usage(&self, id: &str) -> UsageStream;
+    /// Sends a signal (e.g. `HUP`) to the container's main process.
+    async fn signal(&self, id: &str, signal: &str) -> Result<()>;
     async fn log_tail(&self, id: &str, lines: usize) -> Vec<String>;
     async fn exec(
         &self,

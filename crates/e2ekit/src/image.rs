@@ -576,10 +576,14 @@ pub fn cargo_bin(name: &str) -> Result<PathBuf> {
             return Ok(candidate);
         }
     }
-    // target/<profile>/{deps,examples}/<exe> → target/
-    let target = dir
-        .ancestors()
-        .find(|p| p.file_name().is_some_and(|n| n == "target"))
+    // <target>/<profile>/{deps,examples}/<exe> or <target>/<profile>/<exe>
+    let profile_dir = if dir.ends_with("deps") || dir.ends_with("examples") {
+        dir.parent().unwrap_or(&dir)
+    } else {
+        &dir
+    };
+    let target = profile_dir
+        .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("target"));
     let bins_dir = target.join("e2ekit-bins");

@@ -44,6 +44,7 @@ pub mod image;
 pub mod interactive;
 pub mod labels;
 pub mod metrics;
+pub mod monitoring;
 mod naming;
 pub mod options;
 pub mod probe;
@@ -78,6 +79,7 @@ pub mod prelude {
         less_among_two, less_or_equal, CompositeInstrumented, Expectation, Instrumented, Matcher,
         MetricsOptions, StaticMetricsServer,
     };
+    pub use crate::monitoring::{self, Monitoring, MonitoringOptions, Sample, Series};
     pub use crate::options::{Command, StartOptions};
     pub use crate::probe::{AllProbe, CmdProbe, HttpProbe, LogProbe, Probe, TcpProbe, WaitPolicy};
     pub use crate::runnable::{

@@ -189,6 +189,7 @@ impl FutureRunnable {
                 dir: self.dir,
                 options,
                 state: Mutex::new(None),
+                metadata: Mutex::new(BTreeMap::new()),
                 op: tokio::sync::Mutex::new(()),
             }),
         })
@@ -239,6 +240,7 @@ pub(crate) struct RunnableInner {
     dir: PathBuf,
     options: StartOptions,
     state: Mutex<Option<Running>>,
+    metadata: Mutex<BTreeMap<String, String>>,
     /// Serialises start/stop/kill of one runnable.
     op: tokio::sync::Mutex<()>,
 }
@@ -337,6 +339,28 @@ impl Runnable {
     /// The container's address on the environment network, when running.
     pub fn container_ip(&self) -> Option<IpAddr> {
         lock(&self.inner.state).as_ref().and_then(|r| r.ip)
+    }
+
+    /// Attaches a key/value to the runnable (shared by all clones). e2ekit marks instrumented
+    /// runnables with `e2ekit.metrics.*` keys, which monitoring uses to find scrape targets.
+    pub fn set_metadata(&self, key: impl Into<String>, value: impl Into<String>) {
+        lock(&self.inner.metadata).insert(key.into(), value.into());
+    }
+
+    /// A metadata value.
+    pub fn metadata(&self, key: &str) -> Option<String> {
+        lock(&self.inner.metadata).get(key).cloned()
+    }
+
+    /// The engine's id of the current container, while there is one.
+    pub(crate) fn container_id(&self) -> Option<String> {
+        lock(&self.inner.state).as_ref().map(|r| r.id.clone())
+    }
+
+    /// Sends a signal (`HUP`, `USR1`, `TERM`, ...) to the container's main process.
+    pub async fn signal(&self, signal: &str) -> Result<()> {
+        let id = self.running_id(&format!("send {signal} to"))?;
+        self.backend().signal(&id, signal).await
     }
 
     pub(crate) fn http(&self) -> &reqwest::Client {

@@ -12,6 +12,11 @@ use crate::error::{Error, MetricsWaitFailure, Result};
 use crate::probe::WaitPolicy;
 use crate::runnable::{AsRunnable, Runnable};
 
+/// Metadata keys marking an instrumented runnable's metrics endpoint.
+pub(crate) const META_PORT: &str = "e2ekit.metrics.port";
+pub(crate) const META_PATH: &str = "e2ekit.metrics.path";
+pub(crate) const META_SCHEME: &str = "e2ekit.metrics.scheme";
+
 /// Longest single metrics fetch, so a hung endpoint cannot eat a whole wait.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -64,24 +69,36 @@ impl Instrumented {
                 known: runnable.ports().iter().map(|(n, _)| n.clone()).collect(),
             });
         }
-        Ok(Self {
+        let this = Self {
             runnable,
             port: metrics_port.to_string(),
             path: "/metrics".to_string(),
             https: false,
             wait: default_metrics_wait(),
-        })
+        };
+        this.mark();
+        Ok(this)
+    }
+
+    /// Records the metrics endpoint on the runnable, where monitoring finds it.
+    fn mark(&self) {
+        let r = &self.runnable;
+        r.set_metadata(META_PORT, self.port.clone());
+        r.set_metadata(META_PATH, self.path.clone());
+        r.set_metadata(META_SCHEME, if self.https { "https" } else { "http" });
     }
 
     /// Another metrics path.
     pub fn metrics_path(mut self, path: impl Into<String>) -> Self {
         self.path = path.into();
+        self.mark();
         self
     }
 
     /// Reads metrics over HTTPS (certificates are not verified).
     pub fn https(mut self) -> Self {
         self.https = true;
+        self.mark();
         self
     }
 

@@ -45,6 +45,7 @@ pub use expectation::{
     less_among_two, less_or_equal, Expectation,
 };
 pub use instrumented::{CompositeInstrumented, Instrumented};
+pub(crate) use instrumented::{META_PATH, META_PORT, META_SCHEME};
 pub use matcher::{MatchOp, Matcher, MatcherError};
 pub use options::MetricsOptions;
 pub use parse::{parse, parse_bytes, MetricFamily, MetricKind, ParseError, ParsedSample};

@@ -8,6 +8,7 @@ mod environment;
 mod images;
 mod lifecycle;
 mod metrics;
+mod monitoring;
 mod output;
 mod probes;
 mod readme;

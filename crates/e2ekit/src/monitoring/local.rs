@@ -1,0 +1,161 @@
+//! The host-side HTTP endpoint Prometheus scrapes through the environment's host address:
+//! the test process's own metrics and the containers' resource usage.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+use super::usage::UsageTable;
+use crate::error::{Error, Result};
+
+/// Produces the test process's exposition on every scrape.
+pub(crate) type LocalMetrics = Arc<dyn Fn() -> String + Send + Sync>;
+
+/// Path of the test process's metrics.
+pub(crate) const LOCAL_PATH: &str = "/metrics";
+/// Path of the containers' resource metrics.
+pub(crate) const CONTAINERS_PATH: &str = "/container-metrics";
+
+pub(crate) struct LocalServer {
+    pub addr: SocketAddr,
+    /// Counts scrapes of [`LOCAL_PATH`].
+    pub scrapes: watch::Receiver<u64>,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+/// Binds on all interfaces: containers reach the host through the network gateway, which is
+/// not loopback.
+pub(crate) async fn start(local: LocalMetrics, usage: UsageTable) -> Result<LocalServer> {
+    let listener = TcpListener::bind(("0.0.0.0", 0))
+        .await
+        .map_err(|e| Error::io("listening for Prometheus scrapes", e))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|e| Error::io("reading the scrape listener address", e))?;
+    let (tx, rx) = watch::channel(0u64);
+    let tx = Arc::new(tx);
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((sock, _)) = listener.accept().await else {
+                continue;
+            };
+            let (local, usage, tx) = (local.clone(), usage.clone(), tx.clone());
+            tokio::spawn(async move {
+                let _ = answer(sock, &local, &usage, &tx).await;
+            });
+        }
+    });
+    Ok(LocalServer {
+        addr,
+        scrapes: rx,
+        task,
+    })
+}
+
+async fn answer(
+    mut sock: TcpStream,
+    local: &LocalMetrics,
+    usage: &UsageTable,
+    scrapes: &watch::Sender<u64>,
+) -> std::io::Result<()> {
+    let mut head = Vec::with_capacity(1024);
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 * 1024 {
+        let n = match tokio::time::timeout(Duration::from_secs(5), sock.read(&mut buf)).await {
+            Ok(Ok(0)) | Err(_) => return Ok(()),
+            Ok(Ok(n)) => n,
+            Ok(Err(e)) => return Err(e),
+        };
+        head.extend_from_slice(&buf[..n]);
+    }
+    let head = String::from_utf8_lossy(&head);
+    let path = head.split_whitespace().nth(1).unwrap_or("/");
+    let path = path.split('?').next().unwrap_or(path);
+    let (status, body) = match path {
+        LOCAL_PATH => {
+            scrapes.send_modify(|n| *n += 1);
+            ("200 OK", local())
+        }
+        CONTAINERS_PATH => ("200 OK", super::usage::render(usage)),
+        _ => ("404 Not Found", "not found\n".to_string()),
+    };
+    let reply = format!(
+        "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    sock.write_all(reply.as_bytes()).await
+}
+
+/// The default local metrics: this process's resource usage, named like the Prometheus
+/// client libraries' process collector.
+pub(crate) fn process_metrics() -> String {
+    let mut out = String::new();
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse::<f64>().ok())
+    };
+    let ticks = 100.0; // USER_HZ on Linux
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rfind(')').map(|i| &stat[i + 2..]).unwrap_or("");
+    let cols: Vec<&str> = after.split_whitespace().collect();
+    let cpu = cols
+        .get(11)
+        .zip(cols.get(12))
+        .and_then(|(u, s)| Some(u.parse::<f64>().ok()? + s.parse::<f64>().ok()?))
+        .map(|t| t / ticks);
+    let fds = std::fs::read_dir("/proc/self/fd")
+        .map(|d| d.count() as f64)
+        .ok();
+    let mut gauge = |name: &str, kind: &str, help: &str, value: Option<f64>| {
+        if let Some(v) = value {
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}\n"
+            ));
+        }
+    };
+    gauge(
+        "process_resident_memory_bytes",
+        "gauge",
+        "Resident memory size in bytes.",
+        field("VmRSS:").map(|kb| kb * 1024.0),
+    );
+    gauge(
+        "process_cpu_seconds_total",
+        "counter",
+        "Total user and system CPU time spent in seconds.",
+        cpu,
+    );
+    gauge(
+        "process_threads",
+        "gauge",
+        "Number of OS threads.",
+        field("Threads:"),
+    );
+    gauge(
+        "process_open_fds",
+        "gauge",
+        "Number of open file descriptors.",
+        fds,
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn process_metrics_parse_and_name_memory() {
+        let text = super::process_metrics();
+        let families = crate::metrics::parse(&text).expect("valid exposition");
+        assert!(families
+            .iter()
+            .any(|f| f.name == "process_resident_memory_bytes"));
+    }
+}
