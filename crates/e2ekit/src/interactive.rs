@@ -38,33 +38,61 @@ pub async fn run_until_endpoint_hit() -> Result<Finished> {
 /// [`run_until_endpoint_hit`] on a fixed port (0 picks a free one), with an optional limit
 /// after which it returns on its own (for unattended runs of interactive examples).
 pub async fn run_until_endpoint_hit_on(port: u16, limit: Option<Duration>) -> Result<Finished> {
-    let listener = TcpListener::bind(("127.0.0.1", port))
-        .await
-        .map_err(|e| Error::io(format!("listening on 127.0.0.1:{port}"), e))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|e| Error::io("reading the listening address", e))?;
-    println!("Open http://{addr}/ (or press Ctrl-C) to finish and clean up.");
-    let hit = async {
-        loop {
-            let Ok((mut sock, _)) = listener.accept().await else {
-                continue;
-            };
-            let mut buf = [0u8; 1024];
-            let _ = tokio::time::timeout(Duration::from_millis(500), sock.read(&mut buf)).await;
-            let body = "e2ekit: finishing the scenario and cleaning up.\n";
-            let reply = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = sock.write_all(reply.as_bytes()).await;
-            return;
+    let endpoint = FinishEndpoint::bind(port).await?;
+    println!(
+        "Open {} (or press Ctrl-C) to finish and clean up.",
+        endpoint.url()
+    );
+    endpoint.wait(limit).await
+}
+
+/// A local URL whose first request ends an interactive wait.
+#[derive(Debug)]
+pub struct FinishEndpoint {
+    listener: TcpListener,
+    addr: std::net::SocketAddr,
+}
+
+impl FinishEndpoint {
+    /// Listens on 127.0.0.1:`port` (0 picks a free port).
+    pub async fn bind(port: u16) -> Result<Self> {
+        let listener = TcpListener::bind(("127.0.0.1", port))
+            .await
+            .map_err(|e| Error::io(format!("listening on 127.0.0.1:{port}"), e))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|e| Error::io("reading the listening address", e))?;
+        Ok(Self { listener, addr })
+    }
+
+    /// The URL to open.
+    pub fn url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+
+    /// Waits for a request to the URL, a termination signal, or the optional limit.
+    pub async fn wait(self, limit: Option<Duration>) -> Result<Finished> {
+        let hit = async {
+            loop {
+                let Ok((mut sock, _)) = self.listener.accept().await else {
+                    continue;
+                };
+                let mut buf = [0u8; 1024];
+                let _ = tokio::time::timeout(Duration::from_millis(500), sock.read(&mut buf)).await;
+                let body = "e2ekit: finishing the scenario and cleaning up.\n";
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = sock.write_all(reply.as_bytes()).await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = hit => Ok(Finished::EndpointHit),
+            r = termination_signal() => r.map(|_| Finished::Signal),
+            _ = sleep_or_forever(limit) => Ok(Finished::TimeLimit),
         }
-    };
-    tokio::select! {
-        _ = hit => Ok(Finished::EndpointHit),
-        r = termination_signal() => r.map(|_| Finished::Signal),
-        _ = sleep_or_forever(limit) => Ok(Finished::TimeLimit),
     }
 }
 
@@ -105,10 +133,14 @@ async fn termination_signal() -> Result<()> {
     }
 }
 
-/// Opens `url` in the default browser (`xdg-open` on Linux, `open` on macOS, `rundll32` on
-/// Windows). Errors clearly when no opener exists, e.g. on a headless machine.
+/// Opens `url` in the default browser (`$BROWSER` if set, else `xdg-open` on Linux, `open` on
+/// macOS, `rundll32` on Windows). Errors clearly when no opener exists, e.g. on a headless machine.
 pub fn open_in_browser(url: &str) -> Result<()> {
-    let (program, args): (&str, Vec<&str>) = if cfg!(target_os = "macos") {
+    // $BROWSER is the conventional override (and lets tests avoid opening a real browser).
+    let custom = std::env::var("BROWSER").ok().filter(|b| !b.is_empty());
+    let (program, args): (&str, Vec<&str>) = if let Some(browser) = custom.as_deref() {
+        (browser, vec![url])
+    } else if cfg!(target_os = "macos") {
         ("open", vec![url])
     } else if cfg!(target_os = "windows") {
         ("rundll32", vec!["url.dll,FileProtocolHandler", url])

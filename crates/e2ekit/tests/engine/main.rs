@@ -6,6 +6,7 @@ mod common;
 mod crash_safety;
 mod environment;
 mod images;
+mod interactive;
 mod lifecycle;
 mod metrics;
 mod monitoring;
