@@ -13,6 +13,11 @@ usage: demo-app [flags]
   --exit-code <n>           exit with code n (0-255) after --exit-after-ms
   --exit-after-ms <m>       delay before --exit-code applies (default 0)
   --print-lines <n>         print 'line 1' .. 'line n' to stdout at start (default 0)
+  --load-targets <list>     also generate load: GET http://<target><load-path>, one request
+                            every interval, to each 'host:port' of the comma-separated list
+                            in turn (default: none)
+  --load-interval-ms <n>    interval between load requests, at least 1 (default 100)
+  --load-path <path>        path (and query) of load requests (default /work)
   -h, --help                print this help
 ";
 
@@ -29,6 +34,12 @@ pub struct Args {
     pub exit_code: Option<i32>,
     pub exit_after_ms: u64,
     pub print_lines: u64,
+    /// `host:port` targets of the load generator; empty means no load.
+    pub load_targets: Vec<String>,
+    /// Interval between two load requests, at least 1.
+    pub load_interval_ms: u64,
+    /// Path (with an optional query) of the load requests; starts with `/`.
+    pub load_path: String,
 }
 
 impl Args {
@@ -44,6 +55,9 @@ impl Args {
             exit_code: None,
             exit_after_ms: 0,
             print_lines: 0,
+            load_targets: Vec::new(),
+            load_interval_ms: 100,
+            load_path: "/work".to_owned(),
         }
     }
 }
@@ -111,6 +125,16 @@ where
                 exit_after_given = true;
             }
             "--print-lines" => out.print_lines = parse_num(&flag, &value)?,
+            "--load-targets" => out.load_targets = parse_targets(&value)?,
+            "--load-interval-ms" => {
+                out.load_interval_ms = parse_num(&flag, &value)?;
+                if out.load_interval_ms == 0 {
+                    return Err(ArgError(
+                        "invalid value '0' for '--load-interval-ms': must be at least 1".to_owned(),
+                    ));
+                }
+            }
+            "--load-path" => out.load_path = parse_path(&value)?,
             _ => unreachable!("flag listed in KNOWN but not handled: {flag}"),
         }
     }
@@ -129,6 +153,9 @@ const KNOWN: &[&str] = &[
     "--exit-code",
     "--exit-after-ms",
     "--print-lines",
+    "--load-targets",
+    "--load-interval-ms",
+    "--load-path",
 ];
 
 fn parse_num<T: std::str::FromStr>(flag: &str, value: &str) -> Result<T, ArgError>
@@ -153,6 +180,39 @@ fn parse_listen(value: &str) -> Result<String, ArgError> {
         Ok(format!("0.0.0.0:{port}"))
     } else {
         Ok(value.to_owned())
+    }
+}
+
+/// A comma-separated list of `host:port`; blanks around items and empty items are ignored.
+fn parse_targets(value: &str) -> Result<Vec<String>, ArgError> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .map(|t| match t.rsplit_once(':') {
+            Some((host, port))
+                if !host.is_empty()
+                    && !host.contains(char::is_whitespace)
+                    && port.parse::<u16>().is_ok_and(|p| p != 0) =>
+            {
+                Ok(t.to_owned())
+            }
+            _ => Err(ArgError(format!(
+                "invalid target '{t}' in '--load-targets': expected 'HOST:PORT'"
+            ))),
+        })
+        .collect()
+}
+
+/// A request target: starts with `/`, no whitespace or control characters.
+fn parse_path(value: &str) -> Result<String, ArgError> {
+    if value.starts_with('/') && !value.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        Ok(value.to_owned())
+    } else {
+        Err(ArgError(format!(
+            "invalid value '{value}' for '--load-path': expected a path starting with '/', \
+             without spaces"
+        )))
     }
 }
 
@@ -227,6 +287,64 @@ mod tests {
         assert!(err(&["--listen=8080"]).contains("--listen"));
         assert!(err(&["--listen=:http"]).contains("--listen"));
         assert!(err(&["--listen=:70000"]).contains("--listen"));
+    }
+
+    #[test]
+    fn load_flags() {
+        let a = run(&[]);
+        assert!(a.load_targets.is_empty());
+        assert_eq!(a.load_interval_ms, 100);
+        assert_eq!(a.load_path, "/work");
+
+        let a = run(&[
+            "--load-targets",
+            "app-1:8080,10.0.0.7:9090, [::1]:80 ,",
+            "--load-interval-ms=25",
+            "--load-path",
+            "/work?sleep_ms=5&code=201",
+        ]);
+        assert_eq!(a.load_targets, ["app-1:8080", "10.0.0.7:9090", "[::1]:80"]);
+        assert_eq!(a.load_interval_ms, 25);
+        assert_eq!(a.load_path, "/work?sleep_ms=5&code=201");
+
+        assert_eq!(run(&["--load-targets=peer:1"]).load_targets, ["peer:1"]);
+        assert!(run(&["--load-targets="]).load_targets.is_empty());
+        // Without targets the other load flags are accepted and have no effect.
+        assert_eq!(run(&["--load-path=/x"]).load_path, "/x");
+    }
+
+    #[test]
+    fn load_flag_errors() {
+        for bad in [
+            "peer",
+            "peer:",
+            ":80",
+            "peer:http",
+            "peer:70000",
+            "peer:0",
+            "a b:80",
+        ] {
+            let e = err(&["--load-targets", &format!("ok:1,{bad}")]);
+            assert_eq!(
+                e,
+                format!("invalid target '{bad}' in '--load-targets': expected 'HOST:PORT'")
+            );
+        }
+        assert_eq!(
+            err(&["--load-interval-ms=0"]),
+            "invalid value '0' for '--load-interval-ms': must be at least 1"
+        );
+        assert!(err(&["--load-interval-ms=-5"]).starts_with("invalid value '-5'"));
+        for bad in ["work", "", "/a b", "/a\tb"] {
+            assert!(
+                err(&["--load-path", bad]).contains("--load-path"),
+                "accepted {bad:?}"
+            );
+        }
+        assert_eq!(
+            err(&["--load-targets"]),
+            "flag '--load-targets' needs a value"
+        );
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! ```text
 //! demo-app [--listen :8080] [--name NAME] [--ready-after-ms N] [--listen-delay-ms N]
 //!          [--exit-code N [--exit-after-ms M]] [--print-lines N]
+//!          [--load-targets HOST:PORT,... [--load-interval-ms N] [--load-path PATH]]
 //! ```
 //!
 //! Flags take their value as `--flag value` or `--flag=value`; an unknown flag or a bad value
@@ -20,13 +21,26 @@
 //! - `--exit-code <n>` (0–255) with `--exit-after-ms <m>` (default 0): after `m` ms, print
 //!   `exiting with code <n>` to stderr and exit with code `n`.
 //! - `--print-lines <n>`: print `line 1` … `line n` to stdout at start.
+//! - `--load-targets <host:port,...>`: besides serving, generate load once the socket is
+//!   bound: every `--load-interval-ms` (default 100, at least 1) send
+//!   `GET http://<target><--load-path>` (default `/work`) to the next target of the
+//!   comma-separated list in turn, over HTTP/1.1 with `Connection: close` and a 2 s deadline
+//!   per request. A 2xx answer counts as `ok`; anything else (refused, unknown host, timeout,
+//!   other status) as `error`, and that target is tried again on its next turn. Counted in
+//!   `demo_load_requests_total{target,result}`. Without targets the other two flags do nothing.
 //!
 //! Endpoints: `/` (index), `/ready`, `/metrics` (Prometheus text 0.0.4: `demo_requests_total`,
-//! `demo_app_ready`, `demo_app_info`, `demo_value`, `demo_request_duration_seconds`), `/work`
-//! (`?sleep_ms=N`, `?code=NNN`), `/set?value=<f64>`, `/exit?code=N`; anything else is 404.
+//! `demo_app_ready`, `demo_app_info`, `demo_value`, `demo_request_duration_seconds`, and with
+//! `--load-targets` `demo_load_requests_total{target="host:port",result="ok|error"}`, each at 0
+//! from the start), `/work` (`?sleep_ms=N`, `?code=NNN`), `/set?value=<f64>`, `/exit?code=N`;
+//! anything else is 404.
 //!
 //! Stdout gets plain lines: `starting demo-app name=<name> pid=<pid>`, `listening on <addr>`
-//! (the bound address, useful with port 0), `ready at_unix_ns=<ns>`, `shutting down`. SIGTERM
+//! (the bound address, useful with port 0), `ready at_unix_ns=<ns>`, with `--load-targets`
+//! `load targets=<list> interval_ms=<n> path=<path>` at start and
+//! `load requests=<n> ok=<n> error=<n>[ last_error="<target>: <reason>"]` after every 100
+//! finished requests (`last_error` only if one occurred since the previous line), and
+//! `shutting down`. SIGTERM
 //! and SIGINT stop accepting connections, give in-flight requests up to 500 ms, and exit 0.
 
 /// Prints one line to stdout, ignoring errors (a closed stdout must not kill the service).
@@ -39,6 +53,7 @@ macro_rules! log {
 
 mod app;
 mod args;
+mod load;
 mod metrics;
 
 use std::future::Future;
@@ -179,14 +194,30 @@ async fn serve(
 
     // /ready cannot answer before the socket is bound, so readiness starts no earlier.
     let ready_at = start.after_ms(args.ready_after_ms).max(Instant::now());
+    let metrics = Metrics::new(args.name.clone());
+    metrics.register_load_targets(&args.load_targets);
     let state = Arc::new(State {
-        metrics: Metrics::new(args.name.clone()),
+        metrics,
         ready_at: ready_at.into_std(),
     });
     log!("listening on {addr}");
     tokio::spawn(async move {
         sleep_until(ready_at).await;
         log!("ready at_unix_ns={}", start.unix_ns_of(ready_at));
+    });
+    let load = (!args.load_targets.is_empty()).then(|| {
+        log!(
+            "load targets={} interval_ms={} path={}",
+            args.load_targets.join(","),
+            args.load_interval_ms,
+            args.load_path
+        );
+        let config = load::Config {
+            targets: args.load_targets.clone(),
+            interval: Duration::from_millis(args.load_interval_ms),
+            path: args.load_path.clone(),
+        };
+        tokio::spawn(load::run(config, state.clone()))
     });
 
     let graceful = GracefulShutdown::new();
@@ -213,6 +244,9 @@ async fn serve(
     }
 
     log!("shutting down");
+    if let Some(load) = load {
+        load.abort();
+    }
     drop(listener);
     let _ = tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await;
     Ok(())

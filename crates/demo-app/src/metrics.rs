@@ -27,6 +27,8 @@ struct Inner {
     duration_sum: f64,
     duration_count: u64,
     value: f64,
+    /// `demo_load_requests_total` by (target, result), result being `ok` or `error`.
+    load: BTreeMap<(String, &'static str), u64>,
 }
 
 impl Metrics {
@@ -53,6 +55,27 @@ impl Metrics {
         }
         inner.duration_sum += secs;
         inner.duration_count += 1;
+    }
+
+    /// Declares the load-generator targets: their `demo_load_requests_total` series start at 0,
+    /// so that they are exposed before the first request. Without targets the family is absent.
+    pub fn register_load_targets(&self, targets: &[String]) {
+        let mut inner = self.lock();
+        for target in targets {
+            for result in ["ok", "error"] {
+                inner.load.entry((target.clone(), result)).or_insert(0);
+            }
+        }
+    }
+
+    /// Counts one load request to `target`.
+    pub fn observe_load(&self, target: &str, ok: bool) {
+        let result = if ok { "ok" } else { "error" };
+        *self
+            .lock()
+            .load
+            .entry((target.to_owned(), result))
+            .or_insert(0) += 1;
     }
 
     /// Sets the `demo_value` gauge.
@@ -122,6 +145,22 @@ impl Metrics {
             "A value set through /set?value=<f64>.",
         );
         let _ = writeln!(w, "demo_value {}", fmt_f64(inner.value));
+
+        if !inner.load.is_empty() {
+            family(
+                w,
+                "demo_load_requests_total",
+                "counter",
+                "Requests sent by the load generator, by target and result (ok: a 2xx answer).",
+            );
+            for ((target, result), n) in &inner.load {
+                let _ = writeln!(
+                    w,
+                    "demo_load_requests_total{{target=\"{}\",result=\"{result}\"}} {n}",
+                    escape_label(target)
+                );
+            }
+        }
 
         out
     }
@@ -224,6 +263,28 @@ demo_value 0
                 "missing {line:?} in\n{text}"
             );
         }
+    }
+
+    #[test]
+    fn load_counters() {
+        let m = Metrics::new("x");
+        assert!(!m.render(true).contains("demo_load"));
+        m.register_load_targets(&["b:2".to_owned(), "a:1".to_owned()]);
+        m.observe_load("a:1", true);
+        m.observe_load("a:1", true);
+        m.observe_load("b:2", false);
+        m.observe_load("c:3", false); // not registered: still counted
+        let text = m.render(true);
+        let want = "\
+# HELP demo_load_requests_total Requests sent by the load generator, by target and result (ok: a 2xx answer).
+# TYPE demo_load_requests_total counter
+demo_load_requests_total{target=\"a:1\",result=\"error\"} 0
+demo_load_requests_total{target=\"a:1\",result=\"ok\"} 2
+demo_load_requests_total{target=\"b:2\",result=\"error\"} 1
+demo_load_requests_total{target=\"b:2\",result=\"ok\"} 0
+demo_load_requests_total{target=\"c:3\",result=\"error\"} 1
+";
+        assert!(text.ends_with(want), "got\n{text}");
     }
 
     #[test]

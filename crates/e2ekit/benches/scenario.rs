@@ -30,8 +30,6 @@ use bollard::Docker;
 use e2ekit::prelude::*;
 use futures_util::future::{join_all, try_join_all};
 use futures_util::StreamExt;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
 
 /// Services per scenario.
 const N: usize = 8;
@@ -41,6 +39,7 @@ const PORT: u16 = 8080;
 /// Prefix of every environment name this benchmark creates.
 const PREFIX: &str = "bench-scn";
 const LABEL_ENV: &str = "e2ekit.env";
+const LABEL_OWNER: &str = "e2ekit.owner";
 /// Pause of the raw harness between two `/ready` attempts.
 const RAW_POLL: Duration = Duration::from_millis(1);
 /// Per-request timeout of the raw harness.
@@ -60,6 +59,9 @@ struct Sample {
     teardown: Duration,
     /// Per service: noticed-ready minus really-ready, in ms.
     lags_ms: Vec<f64>,
+    /// Per service: whether it became ready while other containers were still being started
+    /// (the engine then keeps both cores busy).
+    contended: Vec<bool>,
     /// Environment (network) ready, after t0.
     network: Duration,
     /// Every `start` returned (engine says running, ports known), after t0.
@@ -68,6 +70,51 @@ struct Sample {
     processes: Vec<Duration>,
     /// Every service noticed ready, after t0.
     readies: Vec<Duration>,
+}
+
+/// When one service's milestones happened.
+struct Service {
+    container: String,
+    /// `start` returned (engine says running, published port known), after t0.
+    started: Duration,
+    /// Noticed ready, after t0.
+    ready: Duration,
+    /// Noticed ready, wall clock.
+    noticed: SystemTime,
+}
+
+impl Sample {
+    /// Combines the harness's instants with the ready instants the services printed.
+    fn new(
+        t0: SystemTime,
+        network: Duration,
+        bring_up: Duration,
+        teardown: Duration,
+        services: &[Service],
+        printed_ready_ns: &[i128],
+    ) -> Self {
+        let t0_ns = unix_ns(t0);
+        let last_start = services.iter().map(|s| s.started).max().unwrap_or_default();
+        let mut sample = Sample {
+            bring_up,
+            teardown,
+            network,
+            ..Sample::default()
+        };
+        for (s, &ready_ns) in services.iter().zip(printed_ready_ns) {
+            let process_ns = ready_ns - i128::from(READY_AFTER_MS) * 1_000_000;
+            sample.starts.push(s.started);
+            sample.readies.push(s.ready);
+            sample.processes.push(after_t0(t0_ns, process_ns));
+            sample
+                .lags_ms
+                .push((unix_ns(s.noticed) - ready_ns) as f64 / 1e6);
+            sample
+                .contended
+                .push(after_t0(t0_ns, ready_ns) < last_start);
+        }
+        sample
+    }
 }
 
 fn unix_ns(t: SystemTime) -> i128 {
@@ -106,7 +153,7 @@ async fn e2ekit_scenario(docker: Docker, env_name: String, image: String) -> Res
             return Err(e);
         }
     };
-    let names: Vec<String> = per_service.iter().map(|s| s.0.clone()).collect();
+    let names: Vec<String> = per_service.iter().map(|s| s.container.clone()).collect();
     let printed = ready_instants(&docker, &names).await;
 
     let t1 = Instant::now();
@@ -114,22 +161,14 @@ async fn e2ekit_scenario(docker: Docker, env_name: String, image: String) -> Res
     let teardown = t1.elapsed();
 
     let printed = printed?;
-    let t0_ns = unix_ns(t0_sys);
-    let mut sample = Sample {
+    Ok(Sample::new(
+        t0_sys,
+        network,
         bring_up,
         teardown,
-        network,
-        ..Sample::default()
-    };
-    for ((_, started, ready, noticed), ready_ns) in per_service.into_iter().zip(printed) {
-        sample.starts.push(started);
-        sample.readies.push(ready);
-        sample
-            .processes
-            .push(after_t0(t0_ns, ready_ns - i128::from(READY_AFTER_MS) * 1_000_000));
-        sample.lags_ms.push((unix_ns(noticed) - ready_ns) as f64 / 1e6);
-    }
-    Ok(sample)
+        &per_service,
+        &printed,
+    ))
 }
 
 /// The services' start options; `E2EKIT_BENCH_MAX_INTERVAL_MS` overrides the wait policy's
@@ -151,11 +190,7 @@ fn start_options(image: &str) -> StartOptions {
 
 /// Defines the services and does what `start_and_wait_ready` does (concurrent `start` then
 /// `wait_ready` per runnable, first error wins), noting when each one was noticed ready.
-async fn e2ekit_bring_up(
-    env: &Environment,
-    image: &str,
-    t0: Instant,
-) -> Res<Vec<(String, Duration, Duration, SystemTime)>> {
+async fn e2ekit_bring_up(env: &Environment, image: &str, t0: Instant) -> Res<Vec<Service>> {
     let runnables = (0..N)
         .map(|i| {
             env.runnable(format!("svc{i}"))
@@ -168,7 +203,12 @@ async fn e2ekit_bring_up(
         let started = t0.elapsed();
         r.wait_ready().await?;
         let noticed = SystemTime::now();
-        Ok::<_, e2ekit::Error>((r.container_name().to_string(), started, t0.elapsed(), noticed))
+        Ok::<_, e2ekit::Error>(Service {
+            container: r.container_name().to_string(),
+            started,
+            ready: t0.elapsed(),
+            noticed,
+        })
     }))
     .await?;
     Ok(per_service)
@@ -177,43 +217,46 @@ async fn e2ekit_bring_up(
 // ---------------------------------------------------------------------------------------------
 // Raw baseline: bollard, concurrent, tight polling
 
+/// The labels e2ekit puts on its own resources. The owner label matters: e2ekit removes
+/// environments without a live owner whenever any process builds an environment, which
+/// would otherwise delete the raw baseline's containers in the middle of a round.
 fn env_labels(env_name: &str) -> HashMap<String, String> {
-    HashMap::from([(LABEL_ENV.to_string(), env_name.to_string())])
+    HashMap::from([
+        (LABEL_ENV.to_string(), env_name.to_string()),
+        (LABEL_OWNER.to_string(), owner().to_string()),
+    ])
 }
 
-fn mimic(flag: &str) -> bool {
-    std::env::var("MIMIC").unwrap_or_default().split(',').any(|f| f == flag)
+/// This process as e2ekit names owners: `host:pid:start-time` (start time in clock ticks
+/// since boot, field 22 of /proc/<pid>/stat).
+fn owner() -> &'static str {
+    static OWNER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    OWNER.get_or_init(|| {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_default();
+        let pid = std::process::id();
+        let start = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|stat| {
+                let after = stat.get(stat.rfind(')')? + 2..)?;
+                after.split_whitespace().nth(19)?.parse::<u64>().ok()
+            })
+            .unwrap_or(0);
+        format!("{host}:{pid}:{start}")
+    })
 }
 
 async fn raw_scenario(docker: Docker, env_name: String, image: String) -> Res<Sample> {
-    raw_scenario_m(docker, env_name, image, false).await
-}
-async fn raw_mimic_scenario(docker: Docker, env_name: String, image: String) -> Res<Sample> {
-    raw_scenario_m(docker, env_name, image, true).await
-}
-
-async fn raw_scenario_m(docker: Docker, env_name: String, image: String, m: bool) -> Res<Sample> {
+    // Built once, outside the timed window, as a hand-written harness would.
+    let http = &reqwest::Client::new();
     let t0_sys = SystemTime::now();
     let t0 = Instant::now();
-    let docker = if m && mimic("fresh") {
-        Docker::connect_with_defaults()?.negotiate_version().await?
-    } else {
-        docker
-    };
-    if m && mimic("lists") {
-        let filters = HashMap::from([("label".to_string(), vec![format!("{LABEL_ENV}={env_name}")])]);
-        docker.list_containers(Some(ListContainersOptionsBuilder::default().all(true).filters(&filters).build())).await?;
-        docker.list_networks(Some(ListNetworksOptionsBuilder::default().filters(&filters).build())).await?;
-    }
-    let ipam = if m && mimic("ipam") {
-        Some(bollard::models::Ipam { config: Some(vec![bollard::models::IpamConfig { subnet: Some("10.213.7.0/26".into()), gateway: Some("10.213.7.1".into()), ..Default::default() }]), ..Default::default() })
-    } else { None };
     docker
         .create_network(NetworkCreateRequest {
             name: env_name.clone(),
             driver: Some("bridge".to_string()),
             labels: Some(env_labels(&env_name)),
-            ipam,
             ..Default::default()
         })
         .await?;
@@ -224,52 +267,46 @@ async fn raw_scenario_m(docker: Docker, env_name: String, image: String, m: bool
         let image = &image;
         async move {
             let name = format!("{env_name}-svc{i}");
-            if m && mimic("image") { docker.inspect_image(image).await?; }
-            let id = raw_create_and_start(docker, env_name, &name, &format!("svc{i}"), image, m)
-                .await?;
+            let id =
+                raw_create_and_start(docker, env_name, &name, &format!("svc{i}"), image).await?;
             let host_port = raw_host_port(docker, &id).await?;
-            if m && mimic("follow") {
-                let mut logs = docker.logs(&id, Some(LogsOptionsBuilder::default().follow(true).stdout(true).stderr(true).build()));
-                tokio::spawn(async move { while logs.next().await.is_some() {} });
-                let mut w = docker.wait_container(&id, Some(bollard::query_parameters::WaitContainerOptionsBuilder::default().condition("not-running").build()));
-                tokio::spawn(async move { let _ = w.next().await; });
-            }
             let started = t0.elapsed();
-            raw_wait_ready(host_port).await?;
+            raw_wait_ready(http, host_port).await?;
             let noticed = SystemTime::now();
-            Ok::<_, BoxError>((name, started, t0.elapsed(), noticed))
+            Ok::<_, BoxError>(Service {
+                container: name,
+                started,
+                ready: t0.elapsed(),
+                noticed,
+            })
         }
     }))
     .await?;
     let bring_up = t0.elapsed();
 
-    let names: Vec<String> = per_service.iter().map(|s| s.0.clone()).collect();
+    let names: Vec<String> = per_service.iter().map(|s| s.container.clone()).collect();
     let printed = ready_instants(&docker, &names).await?;
 
     let t1 = Instant::now();
-    let removals = join_all(names.iter().map(|n| docker.remove_container(n, Some(force()))));
+    let removals = join_all(
+        names
+            .iter()
+            .map(|n| docker.remove_container(n, Some(force()))),
+    );
     for r in removals.await {
         r?;
     }
     docker.remove_network(&env_name).await?;
     let teardown = t1.elapsed();
 
-    let t0_ns = unix_ns(t0_sys);
-    let mut sample = Sample {
+    Ok(Sample::new(
+        t0_sys,
+        network,
         bring_up,
         teardown,
-        network,
-        ..Sample::default()
-    };
-    for ((_, started, ready, noticed), ready_ns) in per_service.into_iter().zip(printed) {
-        sample.starts.push(started);
-        sample.readies.push(ready);
-        sample
-            .processes
-            .push(after_t0(t0_ns, ready_ns - i128::from(READY_AFTER_MS) * 1_000_000));
-        sample.lags_ms.push((unix_ns(noticed) - ready_ns) as f64 / 1e6);
-    }
-    Ok(sample)
+        &per_service,
+        &printed,
+    ))
 }
 
 fn force() -> bollard::query_parameters::RemoveContainerOptions {
@@ -285,7 +322,6 @@ async fn raw_create_and_start(
     name: &str,
     alias: &str,
     image: &str,
-    m: bool,
 ) -> Res<String> {
     let port_key = format!("{PORT}/tcp");
     let body = ContainerCreateBody {
@@ -295,7 +331,6 @@ async fn raw_create_and_start(
         labels: Some(env_labels(env_name)),
         exposed_ports: Some(vec![port_key.clone()]),
         host_config: Some(HostConfig {
-            binds: if m && mimic("bind") { Some(vec!["/tmp/bench-bind:/tmp/bench-bind".to_string()]) } else { None },
             network_mode: Some(env_name.to_string()),
             port_bindings: Some(HashMap::from([(
                 port_key,
@@ -338,39 +373,24 @@ async fn raw_host_port(docker: &Docker, id: &str) -> Res<u16> {
     Ok(port)
 }
 
-/// Polls `GET /ready` through the published port every millisecond until it answers 200.
-async fn raw_wait_ready(host_port: u16) -> Res<()> {
+/// Polls `GET /ready` through the published port every millisecond until it answers 200,
+/// on a keep-alive client (measured: fresh connections through Docker's port proxy are slower
+/// and have a worse tail).
+async fn raw_wait_ready(http: &reqwest::Client, host_port: u16) -> Res<()> {
     let deadline = Instant::now() + READY_DEADLINE;
+    let url = format!("http://127.0.0.1:{host_port}/ready");
     loop {
-        if let Ok(Ok(true)) = tokio::time::timeout(RAW_ATTEMPT_TIMEOUT, get_ready(host_port)).await
-        {
-            return Ok(());
+        if let Ok(response) = http.get(&url).timeout(RAW_ATTEMPT_TIMEOUT).send().await {
+            let ok = response.status() == reqwest::StatusCode::OK;
+            if response.bytes().await.is_ok() && ok {
+                return Ok(());
+            }
         }
         if Instant::now() >= deadline {
-            return Err(format!("127.0.0.1:{host_port}/ready not 200 after {READY_DEADLINE:?}").into());
+            return Err(format!("{url} not 200 after {READY_DEADLINE:?}").into());
         }
         tokio::time::sleep(RAW_POLL).await;
     }
-}
-
-/// One minimal HTTP/1.1 request on a fresh connection; true on status 200.
-async fn get_ready(host_port: u16) -> std::io::Result<bool> {
-    let mut stream = TcpStream::connect(("127.0.0.1", host_port)).await?;
-    stream.set_nodelay(true)?;
-    stream
-        .write_all(b"GET /ready HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
-        .await?;
-    let mut head = [0u8; 12];
-    let mut filled = 0;
-    while filled < head.len() {
-        let n = stream.read(&mut head[filled..]).await?;
-        if n == 0 {
-            // The port proxy accepted, but nothing listens inside yet.
-            return Ok(false);
-        }
-        filled += n;
-    }
-    Ok(&head[9..12] == b"200")
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -402,7 +422,7 @@ async fn ready_instant(docker: &Docker, container: &str) -> Res<i128> {
     Err(format!("container {container} never printed its ready line").into())
 }
 
-/// Removes every container and network labelled with an environment whose name passes `keep`.
+/// Removes every container and network labelled with an environment whose name `matches`.
 async fn sweep(docker: &Docker, matches: impl Fn(&str) -> bool) -> Res<usize> {
     let filters = HashMap::from([("label".to_string(), vec![LABEL_ENV.to_string()])]);
     let containers = docker
@@ -423,7 +443,12 @@ async fn sweep(docker: &Docker, matches: impl Fn(&str) -> bool) -> Res<usize> {
         .filter(|c| ours(c.labels.as_ref()))
         .filter_map(|c| c.id)
         .collect();
-    for r in join_all(ids.iter().map(|id| docker.remove_container(id, Some(force())))).await {
+    for r in join_all(
+        ids.iter()
+            .map(|id| docker.remove_container(id, Some(force()))),
+    )
+    .await
+    {
         r?;
     }
     let networks = docker
@@ -467,11 +492,6 @@ enum Kind {
 /// Runs one scenario in its own task (so a panic is contained) and always sweeps after it.
 async fn run_one(docker: &Docker, kind: Kind, env_name: String, image: &str) -> Option<Sample> {
     let task = match kind {
-        Kind::E2ekit if std::env::var("MIMIC").is_ok() => tokio::spawn(raw_mimic_scenario(
-            docker.clone(),
-            env_name.clone(),
-            image.to_string(),
-        )),
         Kind::E2ekit => tokio::spawn(e2ekit_scenario(
             docker.clone(),
             env_name.clone(),
@@ -506,7 +526,10 @@ async fn build_image() -> Res<String> {
         .await?;
     let image = async {
         let bin = cargo_bin("demo-app")?;
-        HostImage::new("e2ekit-bench/demo-app").binary(bin).build(&env).await
+        HostImage::new("e2ekit-bench/demo-app")
+            .binary(bin)
+            .build(&env)
+            .await
     }
     .await;
     env.close().await;
@@ -552,6 +575,8 @@ struct Summary {
     bring_up: Vec<f64>,
     teardown: Vec<f64>,
     lags: Vec<f64>,
+    lags_contended: Vec<f64>,
+    lags_quiet: Vec<f64>,
     network: Vec<f64>,
     first_start: Vec<f64>,
     last_start: Vec<f64>,
@@ -569,6 +594,8 @@ fn summarize(samples: &[Sample]) -> Summary {
         bring_up: per(&|s| ms(s.bring_up)),
         teardown: per(&|s| ms(s.teardown)),
         lags: sorted(samples.iter().flat_map(|s| s.lags_ms.clone()).collect()),
+        lags_contended: lags_where(samples, true),
+        lags_quiet: lags_where(samples, false),
         network: per(&|s| ms(s.network)),
         first_start: per(&|s| min_of(&s.starts)),
         last_start: per(&|s| max_of(&s.starts)),
@@ -577,6 +604,17 @@ fn summarize(samples: &[Sample]) -> Summary {
         last_ready: per(&|s| max_of(&s.readies)),
         ready_after_last_process: per(&|s| max_of(&s.readies) - max_of(&s.processes)),
     }
+}
+
+fn lags_where(samples: &[Sample], contended: bool) -> Vec<f64> {
+    sorted(
+        samples
+            .iter()
+            .flat_map(|s| s.lags_ms.iter().zip(&s.contended))
+            .filter(|(_, c)| **c == contended)
+            .map(|(l, _)| *l)
+            .collect(),
+    )
 }
 
 fn fmt_range(v: &[f64]) -> String {
@@ -677,8 +715,16 @@ fn print_report(e2e: &[Sample], raw: &[Sample], pair_ratios: &[(f64, f64)], roun
         ("environment / network ready", &a.network, &b.network),
         ("first start() returned", &a.first_start, &b.first_start),
         ("last start() returned", &a.last_start, &b.last_start),
-        ("first service process started", &a.first_process, &b.first_process),
-        ("last service process started", &a.last_process, &b.last_process),
+        (
+            "first service process started",
+            &a.first_process,
+            &b.first_process,
+        ),
+        (
+            "last service process started",
+            &a.last_process,
+            &b.last_process,
+        ),
         ("last service noticed ready", &a.last_ready, &b.last_ready),
         (
             "  = last process start + this",
@@ -688,16 +734,49 @@ fn print_report(e2e: &[Sample], raw: &[Sample], pair_ratios: &[(f64, f64)], roun
         ("bring-up", &a.bring_up, &b.bring_up),
     ];
     for (label, x, y) in rows {
-        println!("| {:<40} | {:>8.1} | {:>8.1} |", label, median(x), median(y));
+        println!(
+            "| {:<40} | {:>8.1} | {:>8.1} |",
+            label,
+            median(x),
+            median(y)
+        );
     }
     println!();
+    for (label, x, y) in [
+        (
+            "ready while others were still starting",
+            &a.lags_contended,
+            &b.lags_contended,
+        ),
+        (
+            "ready after every container had started",
+            &a.lags_quiet,
+            &b.lags_quiet,
+        ),
+    ] {
+        println!(
+            "readiness lag, {label}: e2ekit median {:.1} ms p90 {:.1} ms (n={}), raw median {:.1} ms p90 {:.1} ms (n={})",
+            median(x),
+            pct(x, 90.0),
+            x.len(),
+            median(y),
+            pct(y, 90.0),
+            y.len()
+        );
+    }
     println!(
         "readiness lag samples (ms, sorted): e2ekit {:?}",
-        a.lags.iter().map(|l| (l * 10.0).round() / 10.0).collect::<Vec<_>>()
+        a.lags
+            .iter()
+            .map(|l| (l * 10.0).round() / 10.0)
+            .collect::<Vec<_>>()
     );
     println!(
         "readiness lag samples (ms, sorted): raw    {:?}",
-        b.lags.iter().map(|l| (l * 10.0).round() / 10.0).collect::<Vec<_>>()
+        b.lags
+            .iter()
+            .map(|l| (l * 10.0).round() / 10.0)
+            .collect::<Vec<_>>()
     );
 }
 
@@ -760,8 +839,27 @@ async fn bench(docker: &Docker, rounds: usize) -> Res<bool> {
     Ok(e2e.len() == rounds && raw.len() == rounds)
 }
 
+async fn connect() -> Res<Docker> {
+    Ok(Docker::connect_with_defaults()?.negotiate_version().await?)
+}
+
+fn runtime(multi_thread: bool) -> tokio::runtime::Runtime {
+    let mut builder = if multi_thread {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    match builder.enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("bench: cannot build a tokio runtime: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
 fn main() {
-    // `cargo bench` passes `--bench`; a filter argument or `--list` is not meaningful here.
+    // `cargo bench` passes `--bench`; filters are not meaningful for a single scenario.
     if std::env::args().any(|a| a == "--list") {
         println!("scenario: bench");
         return;
@@ -771,54 +869,40 @@ fn main() {
         .and_then(|v| v.trim().parse::<usize>().ok())
         .filter(|r| *r > 0)
         .unwrap_or(5);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("bench: cannot build the tokio runtime: {e}");
-            std::process::exit(1);
-        }
-    };
-    let code = runtime.block_on(async {
-        let docker = match Docker::connect_with_defaults() {
-            Ok(d) => match d.negotiate_version().await {
-                Ok(d) => d,
-                Err(e) => {
-                    eprintln!("bench: the Docker engine does not answer: {e}");
-                    return 1;
-                }
-            },
-            Err(e) => {
-                eprintln!("bench: cannot connect to the Docker engine: {e}");
-                return 1;
-            }
-        };
+
+    let main_rt = runtime(true);
+    let outcome: Res<bool> = main_rt.block_on(async {
+        let docker = connect()
+            .await
+            .map_err(|e| format!("the Docker engine does not answer: {e}"))?;
         // Leftovers of a killed earlier run.
         if let Ok(n @ 1..) = sweep(&docker, is_ours).await {
             eprintln!("bench: removed {n} leftovers of an earlier run");
         }
-        let outcome = tokio::select! {
+        tokio::select! {
             r = bench(&docker, rounds) => r,
             _ = tokio::signal::ctrl_c() => Err("interrupted".into()),
-        };
-        // Whatever happened, leave nothing behind.
-        if let Err(e) = sweep(&docker, is_ours).await {
-            eprintln!("bench: final cleanup failed: {e}");
-        }
-        match outcome {
-            Ok(true) => 0,
-            Ok(false) => {
-                eprintln!("bench: some rounds failed (see above)");
-                1
-            }
-            Err(e) => {
-                eprintln!("bench: {e}");
-                1
-            }
         }
     });
-    drop(runtime);
+    // Dropping the runtime cancels a round still in flight (after Ctrl-C); its environment
+    // closes on drop. Only then is the final sweep sure to see everything.
+    drop(main_rt);
+    let swept = runtime(false).block_on(async { sweep(&connect().await?, is_ours).await });
+    match swept {
+        Ok(0) => {}
+        Ok(n) => eprintln!("bench: final cleanup removed {n} leftover resources"),
+        Err(e) => eprintln!("bench: final cleanup failed: {e}"),
+    }
+    let code = match outcome {
+        Ok(true) => 0,
+        Ok(false) => {
+            eprintln!("bench: some rounds failed (see above)");
+            1
+        }
+        Err(e) => {
+            eprintln!("bench: {e}");
+            1
+        }
+    };
     std::process::exit(code);
 }

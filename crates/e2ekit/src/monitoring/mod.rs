@@ -14,7 +14,7 @@
 //! # Ok(()) }
 //! ```
 
-// pub mod chart; (wired when chart.rs lands)
+pub mod chart;
 mod local;
 pub mod prometheus;
 mod query;

@@ -4,6 +4,7 @@
 mod bad_input;
 mod common;
 mod crash_safety;
+mod demo;
 mod environment;
 mod images;
 mod interactive;
