@@ -47,19 +47,25 @@ async fn main() -> Result<()> {
     let mut targets = Vec::new();
     for i in 1..=REPLICAS {
         let name = format!("app-{i}");
-        let future = env.runnable(name.clone()).with_ports([("http", 8080)]).future()?;
+        let future = env
+            .runnable(name.clone())
+            .with_ports([("http", 8080)])
+            .future()?;
         targets.push(future.internal_endpoint("http")?);
         let args = vec!["--listen".into(), ":8080".into(), "--name".into(), name];
         replicas.push(Instrumented::new(future.init(demo_app(args))?, "http")?);
     }
-    let loadgen = env.runnable("loadgen").with_ports([("http", 8080)]).init(demo_app(vec![
-        "--listen".into(),
-        ":8080".into(),
-        "--load-targets".into(),
-        targets.join(","),
-        "--load-interval-ms".into(),
-        "20".into(),
-    ]))?;
+    let loadgen = env
+        .runnable("loadgen")
+        .with_ports([("http", 8080)])
+        .init(demo_app(vec![
+            "--listen".into(),
+            ":8080".into(),
+            "--load-targets".into(),
+            targets.join(","),
+            "--load-interval-ms".into(),
+            "20".into(),
+        ]))?;
     let loadgen = Instrumented::new(loadgen, "http")?;
 
     let monitoring = monitoring::start_with(
@@ -79,7 +85,10 @@ async fn main() -> Result<()> {
         println!("  {:<10}  {url}/  (metrics: {url}/metrics)", r.name());
     }
     let finish = FinishEndpoint::bind(0).await?;
-    println!("Open {} (or press Ctrl-C) to finish and clean up.\n", finish.url());
+    println!(
+        "Open {} (or press Ctrl-C) to finish and clean up.\n",
+        finish.url()
+    );
 
     let waiting = finish.wait(limit);
     tokio::pin!(waiting);
