@@ -23,6 +23,7 @@ mod usage;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+pub use chart::{Chart, Panel};
 pub use query::{Sample, Series};
 
 use crate::env::{Environment, EnvironmentListener};
