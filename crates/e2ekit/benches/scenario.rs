@@ -443,13 +443,21 @@ async fn sweep(docker: &Docker, matches: impl Fn(&str) -> bool) -> Res<usize> {
         .filter(|c| ours(c.labels.as_ref()))
         .filter_map(|c| c.id)
         .collect();
+    // Try everything even when one removal fails; report the first failure.
+    let mut first_error: Option<BoxError> = None;
+    let mut removed = 0;
     for r in join_all(
         ids.iter()
             .map(|id| docker.remove_container(id, Some(force()))),
     )
     .await
     {
-        r?;
+        match r {
+            Ok(()) => removed += 1,
+            Err(e) => {
+                first_error.get_or_insert(e.into());
+            }
+        }
     }
     let networks = docker
         .list_networks(Some(
@@ -458,14 +466,17 @@ async fn sweep(docker: &Docker, matches: impl Fn(&str) -> bool) -> Res<usize> {
                 .build(),
         ))
         .await?;
-    let mut removed = ids.len();
     for n in networks.into_iter().filter(|n| ours(n.labels.as_ref())) {
         if let Some(name) = n.name {
-            docker.remove_network(&name).await?;
-            removed += 1;
+            match docker.remove_network(&name).await {
+                Ok(()) => removed += 1,
+                Err(e) => {
+                    first_error.get_or_insert(e.into());
+                }
+            }
         }
     }
-    Ok(removed)
+    first_error.map_or(Ok(removed), Err)
 }
 
 async fn sweep_env(docker: &Docker, env_name: &str) {
@@ -676,11 +687,11 @@ fn print_report(e2e: &[Sample], raw: &[Sample], pair_ratios: &[(f64, f64)], roun
         "-"
     );
     println!(
-        "| {:<28} | {:<22} | {:<22} | {:>5.2}x | {:<14} | {:<6} |",
+        "| {:<28} | {:<22} | {:<22} | {:>6} | {:<14} | {:<6} |",
         "readiness lag (min–max)",
         format!("{:.1}–{:.1} ms", min_max(&a.lags).0, min_max(&a.lags).1),
         format!("{:.1}–{:.1} ms", min_max(&b.lags).0, min_max(&b.lags).1),
-        f64::NAN,
+        "-",
         "-",
         "-"
     );

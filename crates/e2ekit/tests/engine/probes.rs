@@ -30,7 +30,7 @@ async fn http_probe_checks_status_range_and_body() -> Result<()> {
     let wrong_status = make(
         "status",
         HttpProbe::new("http", "/missing").status(200..=204),
-        Duration::from_secs(1),
+        Duration::from_secs(5),
     )?;
     let err = start_and_wait_ready(&[&wrong_status]).await.unwrap_err();
     let text = err.to_string();
@@ -47,7 +47,7 @@ async fn http_probe_checks_status_range_and_body() -> Result<()> {
     let wrong_body = make(
         "body",
         HttpProbe::new("http", "/ready").body_contains("banana"),
-        Duration::from_secs(1),
+        Duration::from_secs(5),
     )?;
     let err = start_and_wait_ready(&[&wrong_body])
         .await
