@@ -15,8 +15,9 @@ pub const OWNER: &str = "e2ekit.owner";
 /// Runnable name (containers only).
 pub const RUNNABLE: &str = "e2ekit.runnable";
 
-/// This process's owner label.
-pub(crate) fn owner() -> &'static str {
+/// This process's owner label (`host:pid:start-time`). Label resources you create by hand
+/// with it (and [`ENV`]) so sweeps know they are alive.
+pub fn owner() -> &'static str {
     static OWNER_ID: OnceLock<String> = OnceLock::new();
     OWNER_ID.get_or_init(|| {
         let pid = std::process::id();

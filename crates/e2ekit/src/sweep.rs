@@ -35,6 +35,8 @@ pub enum OwnerState {
     Orphaned,
     /// Its owner is gone, but it was kept for inspection after a failure.
     Kept,
+    /// It carries no owner label (made by hand or by another tool): never swept automatically.
+    Unknown,
 }
 
 /// An environment found on the engine.
@@ -101,7 +103,9 @@ pub(crate) async fn list_with(backend: &dyn Backend) -> Result<Vec<EnvironmentIn
             .owners
             .iter()
             .any(|o| o == labels::owner() || labels::is_other_live_owner(o));
-        env.state = if alive {
+        env.state = if env.owners.is_empty() {
+            OwnerState::Unknown
+        } else if alive {
             OwnerState::Alive
         } else if is_kept(&env.name) {
             OwnerState::Kept

@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! e2ekit ls                 environments, their owner state and resource counts
-//! e2ekit gc                 remove environments whose owner process is gone (kept ones stay)
+//! e2ekit gc                 remove environments whose owner process is gone (kept and
+//!                           owner-less ones stay)
 //! e2ekit gc --env NAME      remove one environment, whoever owns it
 //! e2ekit gc --all           remove every e2ekit environment, including kept and live ones
 //! ```
@@ -58,6 +59,7 @@ async fn ls() -> e2ekit::Result<()> {
             OwnerState::Alive => "alive",
             OwnerState::Orphaned => "orphaned",
             OwnerState::Kept => "kept",
+            OwnerState::Unknown => "unknown",
         };
         println!(
             "{:<42} {:<9} {:>10} {:>8}  {}",
