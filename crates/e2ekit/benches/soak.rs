@@ -15,7 +15,8 @@
 //! cycle 10 (warm) and at the end, both right after the cycle and after an idle pause that
 //! lets tokio's idle blocking threads retire; growth there means leaked connections or tasks.
 //!
-//! Run: `cargo bench -p e2ekit --bench soak` (cycles: `E2EKIT_SOAK_CYCLES`, default 200).
+//! Run: `cargo bench -p e2ekit --bench soak` (cycles: `E2EKIT_SOAK_CYCLES`, default 200;
+//! `E2EKIT_SOAK_CSV=<path>` also writes one line per cycle there).
 //! Container output goes to stdout through the library's `name: line` printing; progress goes
 //! to stderr and the report is printed last. Exits 1 on leaks, leftover dirs or failed cycles.
 
@@ -72,7 +73,43 @@ struct Cycle {
     leaked_networks: usize,
     /// Whether the shared dir was still there after the cycle.
     leftover_dir: bool,
+    /// The machine's 1-minute load average when the cycle ended (context for outliers).
+    load1: f64,
     error: Option<String>,
+}
+
+impl Cycle {
+    fn csv_header() -> &'static str {
+        "cycle,teardown,killed,total_ms,build_ms,ready_ms,restart_ms,teardown_ms,leaked_containers,leaked_networks,leftover_dir,load1,error"
+    }
+
+    fn csv(&self) -> String {
+        let ms = |d: Duration| format!("{:.1}", d.as_secs_f64() * 1000.0);
+        format!(
+            "{},{:?},{},{},{},{},{},{},{},{},{},{:.2},{:?}",
+            self.index,
+            self.teardown,
+            self.killed,
+            ms(self.total),
+            ms(self.build),
+            ms(self.ready),
+            self.restart.map(ms).unwrap_or_default(),
+            ms(self.teardown_time),
+            self.leaked_containers,
+            self.leaked_networks,
+            self.leftover_dir,
+            self.load1,
+            self.error.as_deref().unwrap_or("")
+        )
+    }
+}
+
+/// The 1-minute load average.
+fn load1() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+        .unwrap_or(f64::NAN)
 }
 
 /// Process resources at one instant.
@@ -426,6 +463,42 @@ impl Report {
             ));
         }
 
+        let mut slowest: Vec<&&Cycle> = ok_cycles.iter().collect();
+        slowest.sort_by_key(|c| std::cmp::Reverse(c.total));
+        line("slowest cycles (ms; load = 1-min load average at the cycle's end):".to_string());
+        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+        for c in slowest.iter().take(5) {
+            line(format!(
+                "  cycle {:>4} {:<5}{:<5} total {:>7.0} = build {:>5.0} + ready {:>5.0}{} + teardown {:>6.0} (+ GETs); load {:.1}",
+                c.index,
+                format!("{:?}", c.teardown),
+                if c.killed { " kill" } else { "" },
+                ms(c.total),
+                ms(c.build),
+                ms(c.ready),
+                c.restart
+                    .map(|r| format!(" + restart {:>5.0}", ms(r)))
+                    .unwrap_or_default(),
+                ms(c.teardown_time),
+                c.load1
+            ));
+        }
+        let mut loads: Vec<f64> = self
+            .cycles
+            .iter()
+            .map(|c| c.load1)
+            .filter(|l| l.is_finite())
+            .collect();
+        loads.sort_by(f64::total_cmp);
+        if !loads.is_empty() {
+            line(format!(
+                "  machine load (1-min average at cycle ends): min {:.1}, median {:.1}, max {:.1}",
+                loads[0],
+                percentile(&loads, 50.0),
+                loads[loads.len() - 1]
+            ));
+        }
+
         let mut resources = |label: &str, warm: Resources, end: Resources| {
             line(format!("harness process, {label}:"));
             line(growth_line("RSS", warm.rss_mib(), end.rss_mib(), "MiB", 1));
@@ -574,6 +647,7 @@ async fn soak(cycles_wanted: usize) -> Res<bool> {
             leaked_containers: 0,
             leaked_networks: 0,
             leftover_dir: false,
+            load1: f64::NAN,
             error: None,
         };
         let t = Instant::now();
@@ -600,6 +674,7 @@ async fn soak(cycles_wanted: usize) -> Res<bool> {
             }
         }
         cycle.leftover_dir = !leftover_dirs().is_empty();
+        cycle.load1 = load1();
         if let Some(e) = &cycle.error {
             eprintln!("soak: cycle {index} failed: {e}");
         }
@@ -641,6 +716,19 @@ async fn soak(cycles_wanted: usize) -> Res<bool> {
     tokio::time::sleep(SETTLE).await;
     let end_settled = Resources::sample(&handle);
     let final_leak = engine.count().await?;
+    if let Some(path) = std::env::var_os("E2EKIT_SOAK_CSV") {
+        let mut text = format!("{}\n", Cycle::csv_header());
+        for c in &cycles {
+            text.push_str(&c.csv());
+            text.push('\n');
+        }
+        if let Err(e) = std::fs::write(&path, text) {
+            eprintln!(
+                "soak: writing {}: {e}",
+                std::path::Path::new(&path).display()
+            );
+        }
+    }
 
     let report = Report {
         requested: cycles_wanted,

@@ -222,7 +222,8 @@ fn internal_endpoint(
     Ok(format!("{}:{p}", container_name(core, name)))
 }
 
-/// A started (or startable) container.
+/// A started (or startable) container; cloned out of the lock by waits.
+#[derive(Clone)]
 struct Running {
     id: String,
     ip: Option<IpAddr>,
@@ -265,16 +266,6 @@ impl fmt::Debug for Runnable {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// What a wait needs from the current container, copied out of the lock.
-struct Snapshot {
-    id: String,
-    ip: Option<IpAddr>,
-    host_ports: BTreeMap<u16, u16>,
-    exit: watch::Receiver<Option<i64>>,
-    probe: Option<Probe>,
-    log_lines: Arc<Notify>,
 }
 
 impl Runnable {
@@ -493,17 +484,9 @@ impl Runnable {
         }
     }
 
-    fn snapshot(&self, action: &str) -> Result<Snapshot> {
+    fn snapshot(&self, action: &str) -> Result<Running> {
         let state = lock(&self.inner.state);
-        let r = state.as_ref().ok_or_else(|| self.not_running(action))?;
-        Ok(Snapshot {
-            id: r.id.clone(),
-            ip: r.ip,
-            host_ports: r.host_ports.clone(),
-            exit: r.exit.clone(),
-            probe: r.probe.clone(),
-            log_lines: r.log_lines.clone(),
-        })
+        state.clone().ok_or_else(|| self.not_running(action))
     }
 
     /// Waits until the readiness probe passes (or, without a probe, until running). Fails at
@@ -583,7 +566,7 @@ impl Runnable {
     }
 
     /// The exit code if the snapshot's container exited or was stopped behind our back.
-    fn exit_code_of(&self, snap: &Snapshot) -> Option<i64> {
+    fn exit_code_of(&self, snap: &Running) -> Option<i64> {
         if let Some(code) = *snap.exit.borrow() {
             return Some(code);
         }

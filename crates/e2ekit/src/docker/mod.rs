@@ -93,6 +93,20 @@ fn is_not_found(e: &bollard::errors::Error) -> bool {
     )
 }
 
+/// Treats the given engine answers (besides 404, gone already) as success: they mean the
+/// container is already in the state the call wanted.
+fn already_done(res: Result<()>, codes: &[u16]) -> Result<()> {
+    match res {
+        Err(Error::Engine { source, .. })
+            if is_not_found(&source)
+                || status_code(&source).is_some_and(|c| codes.contains(&c)) =>
+        {
+            Ok(())
+        }
+        other => other,
+    }
+}
+
 fn status_code(e: &bollard::errors::Error) -> Option<u16> {
     match e {
         bollard::errors::Error::DockerResponseServerError { status_code, .. } => Some(*status_code),
@@ -486,14 +500,8 @@ impl Backend for DockerBackend {
             ),
         )
         .await;
-        match res {
-            Err(Error::Engine { source, .. })
-                if is_not_found(&source) || status_code(&source) == Some(304) =>
-            {
-                Ok(())
-            }
-            other => other,
-        }
+        // 304: not running any more.
+        already_done(res, &[304])
     }
 
     async fn kill(&self, id: &str) -> Result<()> {
@@ -510,15 +518,8 @@ impl Backend for DockerBackend {
             ),
         )
         .await;
-        match res {
-            // 409: not running any more, which is what kill wanted.
-            Err(Error::Engine { source, .. })
-                if is_not_found(&source) || status_code(&source) == Some(409) =>
-            {
-                Ok(())
-            }
-            other => other,
-        }
+        // 409: not running any more, which is what kill wanted.
+        already_done(res, &[409])
     }
 
     async fn remove(&self, id: &str) -> Result<()> {
@@ -536,15 +537,8 @@ impl Backend for DockerBackend {
             ),
         )
         .await;
-        match res {
-            // 409 "removal already in progress": someone else is removing it for us.
-            Err(Error::Engine { source, .. })
-                if is_not_found(&source) || status_code(&source) == Some(409) =>
-            {
-                Ok(())
-            }
-            other => other,
-        }
+        // 409 "removal already in progress": someone else is removing it for us.
+        already_done(res, &[409])
     }
 
     async fn pause(&self, id: &str) -> Result<()> {
