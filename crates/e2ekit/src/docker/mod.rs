@@ -12,10 +12,10 @@
 
 mod network;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bollard::container::LogOutput;
@@ -25,10 +25,10 @@ use bollard::models::{
     NetworkDisconnectRequest, NetworkingConfig, PortBinding,
 };
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, KillContainerOptionsBuilder,
-    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, LogsOptionsBuilder,
-    RemoveContainerOptionsBuilder, StatsOptionsBuilder, StopContainerOptionsBuilder,
-    TagImageOptionsBuilder, WaitContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ImportImageOptionsBuilder,
+    KillContainerOptionsBuilder, ListContainersOptionsBuilder, ListNetworksOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, StatsOptionsBuilder,
+    StopContainerOptionsBuilder, TagImageOptionsBuilder, WaitContainerOptionsBuilder,
 };
 use bollard::Docker;
 use futures_util::{StreamExt, TryStreamExt};
@@ -53,6 +53,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub(crate) struct DockerBackend {
     docker: Docker,
     endpoint: String,
+    /// Podman's Docker-compatible API, which needs a few detours.
+    podman: bool,
 }
 
 impl std::fmt::Debug for DockerBackend {
@@ -61,6 +63,54 @@ impl std::fmt::Debug for DockerBackend {
             .field("endpoint", &self.endpoint)
             .finish()
     }
+}
+
+/// bollard's own deadline for a request; [`CALL_TIMEOUT`] and the waits stay below it.
+const ENGINE_TIMEOUT_SECS: u64 = 120;
+
+/// What connecting learns from the engine's /version.
+#[derive(Clone, Copy)]
+struct EngineInfo {
+    /// The API version both sides speak: the engine's, unless bollard's is older.
+    api: bollard::ClientVersion,
+    podman: bool,
+}
+
+impl EngineInfo {
+    fn from_version(v: &bollard::models::SystemVersion) -> Self {
+        let engine_api = v.api_version.as_deref().and_then(|a| {
+            let (major, minor) = a.split_once('.')?;
+            Some(bollard::ClientVersion {
+                major_version: major.parse().ok()?,
+                minor_version: minor.parse().ok()?,
+            })
+        });
+        let api = match engine_api {
+            Some(a) if a < *bollard::API_DEFAULT_VERSION => a,
+            _ => *bollard::API_DEFAULT_VERSION,
+        };
+        let podman = v
+            .components
+            .iter()
+            .flatten()
+            .any(|c| c.name.contains("Podman"));
+        Self { api, podman }
+    }
+}
+
+/// The engine behind `endpoint`, asked once per endpoint and process: every environment
+/// connects (and reconnects) separately, a hundred built at once must not each ask, and Podman
+/// takes about a second to answer /version.
+fn engine_info(endpoint: &str) -> Arc<tokio::sync::OnceCell<EngineInfo>> {
+    type Engines = Mutex<HashMap<String, Arc<tokio::sync::OnceCell<EngineInfo>>>>;
+    static ENGINES: OnceLock<Engines> = OnceLock::new();
+    ENGINES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .entry(endpoint.to_string())
+        .or_default()
+        .clone()
 }
 
 fn engine_endpoint() -> String {
@@ -107,6 +157,15 @@ fn already_done(res: Result<()>, codes: &[u16]) -> Result<()> {
     }
 }
 
+/// The engine's error message; Podman reports some of Docker's 409 conditions as 500 with a
+/// message only.
+fn engine_message(e: &bollard::errors::Error) -> &str {
+    match e {
+        bollard::errors::Error::DockerResponseServerError { message, .. } => message,
+        _ => "",
+    }
+}
+
 fn status_code(e: &bollard::errors::Error) -> Option<u16> {
     match e {
         bollard::errors::Error::DockerResponseServerError { status_code, .. } => Some(*status_code),
@@ -125,13 +184,37 @@ impl DockerBackend {
         };
         let docker = Docker::connect_with_host(&endpoint)
             .map_err(|e| unreachable(e.to_string()))?
-            .with_timeout(Duration::from_secs(120));
-        let docker = match tokio::time::timeout(CONNECT_TIMEOUT, docker.negotiate_version()).await {
-            Ok(Ok(d)) => d,
+            .with_timeout(Duration::from_secs(ENGINE_TIMEOUT_SECS));
+        // Reachability is a cheap /_ping under the short deadline; /version is not (see
+        // engine_info).
+        match tokio::time::timeout(CONNECT_TIMEOUT, docker.ping()).await {
+            Ok(Ok(_)) => {}
             Ok(Err(e)) => return Err(unreachable(e.to_string())),
             Err(_) => return Err(unreachable(format!("no answer within {CONNECT_TIMEOUT:?}"))),
-        };
-        Ok(Self { docker, endpoint })
+        }
+        let engine = *engine_info(&endpoint)
+            .get_or_try_init(|| async {
+                match tokio::time::timeout(CALL_TIMEOUT, docker.version()).await {
+                    Ok(Ok(v)) => Ok(EngineInfo::from_version(&v)),
+                    Ok(Err(e)) => Err(unreachable(e.to_string())),
+                    Err(_) => Err(unreachable(format!(
+                        "no /version answer within {CALL_TIMEOUT:?}"
+                    ))),
+                }
+            })
+            .await?;
+        let docker = if endpoint.starts_with("unix://") {
+            Docker::connect_with_unix(&endpoint, ENGINE_TIMEOUT_SECS, &engine.api)
+        } else {
+            // connect_with_host accepted it, so it is tcp:// or http://.
+            Docker::connect_with_http(&endpoint, ENGINE_TIMEOUT_SECS, &engine.api)
+        }
+        .map_err(|e| unreachable(e.to_string()))?;
+        Ok(Self {
+            docker,
+            endpoint,
+            podman: engine.podman,
+        })
     }
 
     fn container_filter(env: &str) -> HashMap<String, Vec<String>> {
@@ -341,14 +424,18 @@ impl Backend for DockerBackend {
         tar: Vec<u8>,
         changes: Vec<String>,
     ) -> Result<()> {
-        let opts = CreateImageOptionsBuilder::default()
-            .from_src("-")
-            .repo(repo)
-            .tag(tag)
-            .changes(changes)
-            .build();
-        let body = bollard::body_full(tar.into());
-        let mut stream = self.docker.create_image(Some(opts), Some(body), None);
+        // Not /images/create?fromSrc=-: Podman ignores its `tag` and applies only the first
+        // of its `changes`. A `docker save` archive carries name and config in itself, and
+        // both engines load it alike.
+        let archive =
+            docker_archive(repo, tag, &tar, &changes).map_err(|reason| Error::ImageBuild {
+                image: format!("{repo}:{tag}"),
+                reason,
+            })?;
+        let opts = ImportImageOptionsBuilder::default().quiet(true).build();
+        let mut stream = self
+            .docker
+            .import_image(opts, bollard::body_full(archive.into()), None);
         loop {
             match tokio::time::timeout(CALL_TIMEOUT, stream.next()).await {
                 Ok(None) => return Ok(()),
@@ -405,7 +492,11 @@ impl Backend for DockerBackend {
         let action = || format!("creating container {} for runnable {for_whom}", spec.name);
         let created = match within(action, CALL_TIMEOUT, create()).await {
             // A container of that name left by an earlier run of this runnable: replace it.
-            Err(Error::Engine { source, .. }) if status_code(&source) == Some(409) => {
+            // Podman answers 500 "... that name is already in use" instead of 409.
+            Err(Error::Engine { source, .. })
+                if status_code(&source) == Some(409)
+                    || engine_message(&source).contains("name is already in use") =>
+            {
                 self.remove(&spec.name).await?;
                 within(action, CALL_TIMEOUT, create()).await?
             }
@@ -429,12 +520,28 @@ impl Backend for DockerBackend {
             let _ = self.remove(&id).await;
             return Err(e);
         }
-        let info = within(
-            || format!("inspecting container {} for runnable {for_whom}", spec.name),
-            CALL_TIMEOUT,
-            self.docker.inspect_container(&id, None),
-        )
-        .await?;
+        // Between a container's exit and its cleanup Podman reports State.Status "stopped",
+        // which is not in Docker's schema, so bollard cannot decode the answer; it settles
+        // within moments, so ask again briefly.
+        let mut undecodable = 0;
+        let info = loop {
+            match within(
+                || format!("inspecting container {} for runnable {for_whom}", spec.name),
+                CALL_TIMEOUT,
+                self.docker.inspect_container(&id, None),
+            )
+            .await
+            {
+                Err(Error::Engine {
+                    source: bollard::errors::Error::JsonDataError { .. },
+                    ..
+                }) if undecodable < 50 => {
+                    undecodable += 1;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                other => break other?,
+            }
+        };
         let state = info.state.unwrap_or_default();
         let exited = match state.running {
             Some(true) => None,
@@ -518,8 +625,16 @@ impl Backend for DockerBackend {
             ),
         )
         .await;
-        // 409: not running any more, which is what kill wanted.
-        already_done(res, &[409])
+        // Not running any more, which is what kill wanted: Docker answers 409, Podman 500
+        // "can only kill running containers".
+        match res {
+            Err(Error::Engine { source, .. })
+                if engine_message(&source).contains("can only kill running containers") =>
+            {
+                Ok(())
+            }
+            other => already_done(other, &[409]),
+        }
     }
 
     async fn remove(&self, id: &str) -> Result<()> {
@@ -631,20 +746,29 @@ impl Backend for DockerBackend {
     }
 
     async fn log_tail(&self, id: &str, lines: usize) -> Vec<String> {
-        let opts = LogsOptionsBuilder::default()
-            .stdout(true)
-            .stderr(true)
-            .tail(&lines.to_string())
-            .build();
+        // Podman 4 garbles lines written in several pieces when it reads a log backwards for
+        // `tail=N`; there, read everything and keep the last lines instead.
+        let mut opts = LogsOptionsBuilder::default().stdout(true).stderr(true);
+        if !self.podman {
+            opts = opts.tail(&lines.to_string());
+        }
+        let opts = opts.build();
         let collect = split_lines(
             self.docker
                 .logs(id, Some(opts))
                 .map_err(|e| Error::engine("reading container output", e)),
         )
         .filter_map(|l| async move { l.ok().map(|l| l.text) })
-        .collect::<Vec<_>>();
+        .fold(VecDeque::new(), move |mut tail, line| async move {
+            tail.push_back(line);
+            if tail.len() > lines {
+                tail.pop_front();
+            }
+            tail
+        });
         tokio::time::timeout(Duration::from_secs(5), collect)
             .await
+            .map(Vec::from)
             .unwrap_or_default()
     }
 
@@ -761,6 +885,89 @@ fn usage_sample(s: &bollard::models::ContainerStatsResponse) -> UsageSample {
     }
 }
 
+/// A `docker save` archive (manifest.json, image config, one layer) naming the image
+/// `repo:tag`, with the config that `changes` (ENV, ENTRYPOINT, CMD, WORKDIR lines as
+/// `docker import --change` takes them) describe.
+fn docker_archive(
+    repo: &str,
+    tag: &str,
+    layer: &[u8],
+    changes: &[String],
+) -> std::result::Result<Vec<u8>, String> {
+    use serde_json::{json, Map, Value};
+    use sha2::{Digest, Sha256};
+    let hex = |data: &[u8]| -> String {
+        Sha256::digest(data)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    };
+    let mut env = Vec::new();
+    let mut config = Map::new();
+    for change in changes {
+        let (keyword, arg) = change.split_once(' ').unwrap_or((change.as_str(), ""));
+        let exec_form =
+            || serde_json::from_str::<Value>(arg).map_err(|e| format!("{keyword} {arg}: {e}"));
+        match keyword {
+            "ENV" => env.push(Value::from(arg)),
+            "WORKDIR" => {
+                config.insert("WorkingDir".into(), Value::from(arg));
+            }
+            "ENTRYPOINT" => {
+                config.insert("Entrypoint".into(), exec_form()?);
+            }
+            "CMD" => {
+                config.insert("Cmd".into(), exec_form()?);
+            }
+            _ => return Err(format!("unsupported image change {change:?}")),
+        }
+    }
+    config.insert("Env".into(), Value::Array(env));
+    let diff_id = hex(layer);
+    let image_config = serde_json::to_vec(&json!({
+        "architecture": go_arch(),
+        "os": "linux",
+        "config": config,
+        "rootfs": {"type": "layers", "diff_ids": [format!("sha256:{diff_id}")]},
+    }))
+    .map_err(|e| e.to_string())?;
+    let config_name = format!("{}.json", hex(&image_config));
+    let layer_name = format!("{diff_id}/layer.tar");
+    let manifest = serde_json::to_vec(&json!([{
+        "Config": config_name,
+        "RepoTags": [format!("{repo}:{tag}")],
+        "Layers": [layer_name],
+    }]))
+    .map_err(|e| e.to_string())?;
+    let mut archive = tar::Builder::new(Vec::new());
+    for (name, data) in [
+        (config_name.as_str(), image_config.as_slice()),
+        (layer_name.as_str(), layer),
+        ("manifest.json", manifest.as_slice()),
+    ] {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_mtime(0);
+        archive
+            .append_data(&mut header, name, data)
+            .map_err(|e| format!("packing the image archive: {e}"))?;
+    }
+    archive
+        .into_inner()
+        .map_err(|e| format!("packing the image archive: {e}"))
+}
+
+/// The host's architecture as image configs name it (Go's GOARCH).
+fn go_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        other => other,
+    }
+}
+
 fn container_body(spec: &ContainerSpec) -> ContainerCreateBody {
     let port_key = |p: &u16| format!("{p}/tcp");
     let port_bindings = spec
@@ -858,7 +1065,40 @@ fn split_lines(
 
 #[cfg(test)]
 mod tests {
-    use super::split_image;
+    use super::{docker_archive, split_image};
+
+    #[test]
+    fn image_archive_carries_tag_and_every_change() {
+        let changes = [
+            "ENV PATH=/bin",
+            "ENV A=1",
+            "ENTRYPOINT [\"/bin/sh\"]",
+            "CMD [\"-c\",\"true\"]",
+            "WORKDIR /w",
+        ]
+        .map(String::from);
+        let archive = docker_archive("r/x", "t1", b"layer", &changes).unwrap();
+        let mut files = std::collections::HashMap::new();
+        for entry in tar::Archive::new(archive.as_slice()).entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let name = entry.path().unwrap().to_string_lossy().into_owned();
+            let mut data = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut data).unwrap();
+            files.insert(name, data);
+        }
+        let manifest: serde_json::Value = serde_json::from_slice(&files["manifest.json"]).unwrap();
+        assert_eq!(manifest[0]["RepoTags"][0], "r/x:t1");
+        let layer = manifest[0]["Layers"][0].as_str().unwrap();
+        assert_eq!(files[layer], b"layer");
+        let config: serde_json::Value =
+            serde_json::from_slice(&files[manifest[0]["Config"].as_str().unwrap()]).unwrap();
+        let c = &config["config"];
+        assert_eq!(c["Env"], serde_json::json!(["PATH=/bin", "A=1"]));
+        assert_eq!(c["Entrypoint"], serde_json::json!(["/bin/sh"]));
+        assert_eq!(c["Cmd"], serde_json::json!(["-c", "true"]));
+        assert_eq!(c["WorkingDir"], "/w");
+        assert!(docker_archive("r/x", "t", b"", &["EXPOSE 80".into()]).is_err());
+    }
 
     #[test]
     fn image_references_split_into_repo_and_tag() {

@@ -63,9 +63,16 @@ fn overlaps_host(routes: &[(u32, u32)], base: Ipv4Addr) -> bool {
     })
 }
 
+/// Whether creating the network failed because its subnet is taken, so another slot may work.
 fn is_overlap(e: &bollard::errors::Error) -> bool {
     let text = e.to_string().to_lowercase();
-    text.contains("overlap") || text.contains("pool") && text.contains("use")
+    text.contains("overlap")
+        || text.contains("pool") && text.contains("use")
+        // Podman: "subnet ... is already used on the host or by another config".
+        || text.contains("already used")
+        // Podman, while scanning host interfaces for used subnets, when one vanishes meanwhile
+        // (another environment's network being removed).
+        || text.contains("no such network interface")
 }
 
 pub(super) async fn create(
