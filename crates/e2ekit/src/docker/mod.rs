@@ -217,8 +217,37 @@ impl DockerBackend {
         })
     }
 
-    fn container_filter(env: &str) -> HashMap<String, Vec<String>> {
-        HashMap::from([("label".to_string(), vec![format!("{}={env}", labels::ENV)])])
+    /// Containers (running or not) and networks carrying `label` (`key` or `key=value`).
+    async fn list_with_label(
+        &self,
+        label: String,
+    ) -> Result<(
+        Vec<bollard::models::ContainerSummary>,
+        Vec<bollard::models::Network>,
+    )> {
+        let filters = HashMap::from([("label".to_string(), vec![label.clone()])]);
+        let containers = within(
+            || format!("listing containers labelled {label}"),
+            CALL_TIMEOUT,
+            self.docker.list_containers(Some(
+                ListContainersOptionsBuilder::default()
+                    .all(true)
+                    .filters(&filters)
+                    .build(),
+            )),
+        )
+        .await?;
+        let networks = within(
+            || format!("listing networks labelled {label}"),
+            CALL_TIMEOUT,
+            self.docker.list_networks(Some(
+                ListNetworksOptionsBuilder::default()
+                    .filters(&filters)
+                    .build(),
+            )),
+        )
+        .await?;
+        Ok((containers, networks))
     }
 
     async fn pull(&self, image: &str, for_whom: &str) -> Result<()> {
@@ -294,28 +323,9 @@ impl Backend for DockerBackend {
     }
 
     async fn find_environment(&self, env: &str) -> Result<Leftovers> {
-        let filters = Self::container_filter(env);
-        let containers = within(
-            || format!("listing containers of environment {env}"),
-            CALL_TIMEOUT,
-            self.docker.list_containers(Some(
-                ListContainersOptionsBuilder::default()
-                    .all(true)
-                    .filters(&filters)
-                    .build(),
-            )),
-        )
-        .await?;
-        let networks = within(
-            || format!("listing networks of environment {env}"),
-            CALL_TIMEOUT,
-            self.docker.list_networks(Some(
-                ListNetworksOptionsBuilder::default()
-                    .filters(&filters)
-                    .build(),
-            )),
-        )
-        .await?;
+        let (containers, networks) = self
+            .list_with_label(format!("{}={env}", labels::ENV))
+            .await?;
         let mut found = Leftovers::default();
         for c in containers {
             if let Some(owner) = c.labels.as_ref().and_then(|l| l.get(labels::OWNER)) {
@@ -335,28 +345,7 @@ impl Backend for DockerBackend {
     }
 
     async fn list_labelled(&self) -> Result<Vec<Labelled>> {
-        let filters = HashMap::from([("label".to_string(), vec![labels::ENV.to_string()])]);
-        let containers = within(
-            || "listing e2ekit containers".to_string(),
-            CALL_TIMEOUT,
-            self.docker.list_containers(Some(
-                ListContainersOptionsBuilder::default()
-                    .all(true)
-                    .filters(&filters)
-                    .build(),
-            )),
-        )
-        .await?;
-        let networks = within(
-            || "listing e2ekit networks".to_string(),
-            CALL_TIMEOUT,
-            self.docker.list_networks(Some(
-                ListNetworksOptionsBuilder::default()
-                    .filters(&filters)
-                    .build(),
-            )),
-        )
-        .await?;
+        let (containers, networks) = self.list_with_label(labels::ENV.to_string()).await?;
         let entry = |container: bool, labels: Option<&HashMap<String, String>>| {
             let labels = labels?;
             Some(Labelled {

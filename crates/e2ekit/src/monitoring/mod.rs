@@ -40,7 +40,30 @@ pub struct MonitoringOptions {
     scrape_interval: Duration,
     local_metrics: local::LocalMetrics,
     container_metrics: bool,
+    cadvisor: Option<String>,
     name: String,
+}
+
+/// cAdvisor's official image, for [`MonitoringOptions::cadvisor`].
+pub const CADVISOR_IMAGE: &str = "gcr.io/cadvisor/cadvisor:v0.49.1";
+
+/// How cAdvisor must run to see the engine's containers: privileged, with the host's root,
+/// /sys, /var/run and the engine's data directory mounted read-only.
+fn cadvisor_options(image: &str) -> StartOptions {
+    let mut opts = StartOptions::new(image)
+        .privileged(true)
+        .command(Command::new("--docker_only=true").arg("--housekeeping_interval=1s"))
+        .readiness(HttpProbe::new("http", "/healthz"));
+    for volume in [
+        "/:/rootfs:ro",
+        "/var/run:/var/run:ro",
+        "/sys:/sys:ro",
+        "/var/lib/docker/:/var/lib/docker:ro",
+        "/dev/disk/:/dev/disk:ro",
+    ] {
+        opts = opts.volume(volume);
+    }
+    opts
 }
 
 impl std::fmt::Debug for MonitoringOptions {
@@ -61,6 +84,7 @@ impl Default for MonitoringOptions {
             scrape_interval: Duration::from_secs(5),
             local_metrics: Arc::new(local::process_metrics),
             container_metrics: true,
+            cadvisor: None,
             name: "prometheus".to_string(),
         }
     }
@@ -97,6 +121,15 @@ impl MonitoringOptions {
     /// Exports every runnable's CPU, memory and network usage (default on).
     pub fn container_metrics(mut self, on: bool) -> Self {
         self.container_metrics = on;
+        self
+    }
+
+    /// Also runs cAdvisor (privileged, as upstream e2e does) from `image` (e.g.
+    /// [`CADVISOR_IMAGE`]), scraped like any instrumented runnable under job `cadvisor`. The
+    /// built-in container metrics need neither privileges nor an extra image; this is for
+    /// cAdvisor's fuller set.
+    pub fn cadvisor(mut self, image: impl Into<String>) -> Self {
+        self.cadvisor = Some(image.into());
         self
     }
 
@@ -179,6 +212,15 @@ pub async fn start_with(env: &Environment, options: MonitoringOptions) -> Result
         backend: env.core().backend.clone(),
     };
     env.add_listener(Arc::new(watcher));
+    if let Some(image) = &options.cadvisor {
+        let cadvisor = env
+            .runnable("cadvisor")
+            .with_ports([("http", 8080)])
+            .init(cadvisor_options(image))?;
+        let cadvisor = Instrumented::new(cadvisor, "http")?;
+        cadvisor.runnable().start().await?;
+        cadvisor.runnable().wait_ready().await?;
+    }
     prom.runnable().start().await?;
     prom.runnable().wait_ready().await?;
 
@@ -280,5 +322,25 @@ impl Monitoring {
             }
             tokio::time::sleep(intervals.next().unwrap_or(Duration::from_millis(100))).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cadvisor_runs_privileged_with_the_engine_state_mounted() {
+        let opts = cadvisor_options(CADVISOR_IMAGE);
+        assert!(opts.privileged);
+        assert!(opts
+            .volumes
+            .iter()
+            .any(|v| v == "/var/lib/docker/:/var/lib/docker:ro"));
+        assert!(opts.volumes.iter().any(|v| v == "/sys:/sys:ro"));
+        assert!(matches!(opts.readiness, Some(crate::probe::Probe::Http(_))));
+        let with = MonitoringOptions::new().cadvisor(CADVISOR_IMAGE);
+        assert_eq!(with.cadvisor.as_deref(), Some(CADVISOR_IMAGE));
+        assert!(MonitoringOptions::new().cadvisor.is_none());
     }
 }
