@@ -31,8 +31,8 @@ fn child_that_waits_to_be_killed(env_name: &str) {
     });
 }
 
-/// Spawns the child, waits until its environment is up, and SIGKILLs it.
-fn start_and_sigkill(test: &str, env_name: &str) {
+/// Spawns the child and waits until its environment is up.
+fn spawn_owner(test: &str, env_name: &str) -> std::process::Child {
     let mut child = common::child_command(test, &[("E2EKIT_CHILD_KILLME", env_name)])
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -42,9 +42,51 @@ fn start_and_sigkill(test: &str, env_name: &str) {
         .lines()
         .map_while(|l| l.ok())
         .any(|l| l.contains("CHILD-READY"));
+    if !ready {
+        let _ = child.kill();
+        panic!("the child never reported its environment up");
+    }
+    child
+}
+
+/// Spawns the child, waits until its environment is up, and SIGKILLs it.
+fn start_and_sigkill(test: &str, env_name: &str) {
+    let mut child = spawn_owner(test, env_name);
     child.kill().expect("SIGKILL the child");
     let _ = child.wait();
-    assert!(ready, "the child never reported its environment up");
+}
+
+#[test]
+fn a_live_owners_environment_name_is_reported_not_clobbered() {
+    if let Ok(name) = std::env::var("E2EKIT_CHILD_KILLME") {
+        return child_that_waits_to_be_killed(&name);
+    }
+    let test = "crash_safety::a_live_owners_environment_name_is_reported_not_clobbered";
+    let mut owner = spawn_owner(test, "e2ekit-t-inuse");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let err = rt
+        .block_on(Environment::builder().name("e2ekit-t-inuse").build())
+        .unwrap_err();
+    let still_there = leftovers("e2ekit-t-inuse");
+    owner.kill().expect("SIGKILL the owner");
+    let _ = owner.wait();
+    assert!(matches!(err, Error::EnvironmentInUse { .. }), "{err}");
+    assert!(err.to_string().contains("another live process"), "{err}");
+    assert_eq!(
+        still_there,
+        (1, 1),
+        "the live owner's environment was left alone"
+    );
+    // Once the owner is gone the name is free again.
+    rt.block_on(async {
+        let env = Environment::builder()
+            .name("e2ekit-t-inuse")
+            .build()
+            .await
+            .expect("reuse");
+        env.close().await;
+    });
+    assert_eq!(leftovers("e2ekit-t-inuse"), (0, 0));
 }
 
 #[test]
