@@ -96,3 +96,22 @@ pub fn run_child(test: &str, envs: &[(&str, &str)]) -> (bool, String) {
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     (out.status.success(), text)
 }
+
+/// Writes a self-signed `cert.pem` and `key.pem` (CN `tls`) into `dir` with the openssl CLI.
+pub fn self_signed_cert(dir: &std::path::Path) {
+    let out = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=tls",
+        ])
+        .arg("-keyout")
+        .arg(dir.join("key.pem"))
+        .arg("-out")
+        .arg(dir.join("cert.pem"))
+        .output()
+        .expect("these tests need the openssl CLI (see .ci/run)");
+    assert!(
+        out.status.success(),
+        "openssl req: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -78,14 +78,7 @@ fn a_live_owners_environment_name_is_reported_not_clobbered() {
         "the live owner's environment was left alone"
     );
     // Once the owner is gone the name is free again.
-    rt.block_on(async {
-        let env = Environment::builder()
-            .name("e2ekit-t-inuse")
-            .build()
-            .await
-            .expect("reuse");
-        env.close().await;
-    });
+    create_and_close(&rt, "e2ekit-t-inuse");
     assert_eq!(leftovers("e2ekit-t-inuse"), (0, 0));
 }
 
@@ -168,14 +161,7 @@ fn keep_on_failure_leaves_the_environment_and_prints_how_to_remove_it() {
 
     // Sweeps by other environments spare a kept environment.
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    rt.block_on(async {
-        let other = Environment::builder()
-            .name("e2ekit-t-kept-sweeper")
-            .build()
-            .await
-            .expect("env");
-        other.close().await;
-    });
+    create_and_close(&rt, "e2ekit-t-kept-sweeper");
     assert_eq!(
         leftovers("e2ekit-t-kept"),
         (1, 1),
@@ -277,4 +263,16 @@ async fn a_hundred_environments_coexist() -> Result<()> {
         assert_eq!(leftovers(&format!("e2ekit-t-many-{i}")), (0, 0));
     }
     Ok(())
+}
+
+/// Builds an environment (sweeping what it may) and closes it.
+fn create_and_close(rt: &tokio::runtime::Runtime, name: &str) {
+    rt.block_on(async {
+        let env = Environment::builder()
+            .name(name)
+            .build()
+            .await
+            .expect("environment");
+        env.close().await;
+    });
 }

@@ -316,17 +316,7 @@ async fn https_metrics_endpoint() -> Result<()> {
         .await?;
     let dir = env.shared_dir().join("tls");
     std::fs::create_dir_all(&dir).expect("mkdir");
-    let out = std::process::Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=tls",
-        ])
-        .arg("-keyout")
-        .arg(dir.join("key.pem"))
-        .arg("-out")
-        .arg(dir.join("cert.pem"))
-        .output()
-        .expect("these tests need the openssl CLI (see .ci/run)");
-    assert!(out.status.success(), "openssl req failed");
+    common::self_signed_cert(&dir);
     std::fs::write(dir.join("metrics"), "secure_total 11\n").expect("write");
     let image = HostImage::new("e2ekit-test/openssl-www")
         .binary("/usr/bin/openssl")

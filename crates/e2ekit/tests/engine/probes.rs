@@ -72,21 +72,7 @@ async fn https_probe_accepts_self_signed_certificates() -> Result<()> {
         .build()
         .await?;
     let dir = env.shared_dir().to_path_buf();
-    let status = std::process::Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=tls",
-        ])
-        .arg("-keyout")
-        .arg(dir.join("key.pem"))
-        .arg("-out")
-        .arg(dir.join("cert.pem"))
-        .output()
-        .expect("these tests need the openssl CLI (see .ci/run)");
-    assert!(
-        status.status.success(),
-        "openssl req: {}",
-        String::from_utf8_lossy(&status.stderr)
-    );
+    common::self_signed_cert(&dir);
     let image = HostImage::new("e2ekit-test/openssl")
         .binary("/usr/bin/openssl")
         .build(&env)
