@@ -58,6 +58,7 @@ pub struct HostImage {
     entrypoint: Option<Vec<String>>,
     cmd: Option<Vec<String>>,
     workdir: Option<String>,
+    user: Option<String>,
 }
 
 impl HostImage {
@@ -73,6 +74,7 @@ impl HostImage {
             entrypoint: None,
             cmd: None,
             workdir: None,
+            user: None,
         }
     }
 
@@ -155,6 +157,13 @@ impl HostImage {
     /// Sets the image's default command.
     pub fn cmd<I: IntoIterator<Item = S>, S: Into<String>>(mut self, argv: I) -> Self {
         self.cmd = Some(argv.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Sets the user the image runs as by default (`uid` or `uid:gid`), as official images
+    /// of daemons that refuse to run as root do.
+    pub fn user(mut self, user: impl Into<String>) -> Self {
+        self.user = Some(user.into());
         self
     }
 
@@ -322,6 +331,9 @@ impl HostImage {
         }
         if let Some(dir) = &self.workdir {
             changes.push(format!("WORKDIR {dir}"));
+        }
+        if let Some(user) = &self.user {
+            changes.push(format!("USER {user}"));
         }
         Ok((tar, changes))
     }

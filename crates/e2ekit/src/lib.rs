@@ -36,6 +36,7 @@
 #![warn(missing_docs)]
 
 mod backend;
+pub mod db;
 mod docker;
 pub mod env;
 pub mod error;
@@ -48,6 +49,7 @@ pub mod monitoring;
 mod naming;
 pub mod options;
 pub mod probe;
+pub mod profiling;
 pub mod runnable;
 pub mod sweep;
 
@@ -73,6 +75,7 @@ pub mod prelude {
     pub use crate::error::{Error, Result};
     pub use crate::flags::Flags;
     pub use crate::image::{cargo_bin, containerize, HostImage};
+    pub use crate::db;
     pub use crate::interactive;
     pub use crate::metrics::{
         between, equals, equals_among_two, greater, greater_among_two, greater_or_equal, less,
@@ -82,6 +85,7 @@ pub mod prelude {
     pub use crate::monitoring::{self, Monitoring, MonitoringOptions, Sample, Series};
     pub use crate::options::{Command, StartOptions};
     pub use crate::probe::{AllProbe, CmdProbe, HttpProbe, LogProbe, Probe, TcpProbe, WaitPolicy};
+    pub use crate::profiling::{self, Observable};
     pub use crate::runnable::{
         start_and_wait_ready, AsRunnable, ExecOptions, ExecOutput, FutureRunnable, Runnable,
         RunnableBuilder,

@@ -1,0 +1,168 @@
+//! The catalog: ready-made runnables for the services scenarios usually need, configured as
+//! their upstream projects recommend for tests (fast, in-memory where possible, quiet logs)
+//! and with readiness probes that mean "ready to serve".
+//!
+//! Every entry takes the environment, a runnable name and [`Options`]: the official image is
+//! the default, [`Options::image`] replaces it (e.g. with an image built locally) and
+//! [`Options::flag`] adds or overrides command-line flags. Entries that expose Prometheus
+//! metrics come back [`Instrumented`](crate::Instrumented) (or [`Observable`], metrics plus
+//! pprof); they can be linked to before they start through `internal_endpoint`.
+//!
+//! ```no_run
+//! use e2ekit::prelude::*;
+//!
+//! # async fn demo() -> e2ekit::Result<()> {
+//! let env = Environment::new().await?;
+//! let prom = db::prometheus(&env, "prom-1", db::Options::new())?;
+//! let etcd = db::etcd(&env, "etcd-1", db::Options::new().flag("--log-level", "info"))?;
+//! let mc = db::memcached(&env, "mc-1", db::Options::new().image("memcached:1.6.29"))?;
+//! start_and_wait_ready(&[&prom, &etcd, &mc]).await?;
+//!
+//! prom.wait_sum_metrics(greater(0.0), ["prometheus_tsdb_head_samples_appended_total"]).await?;
+//! println!("memcached at {}", mc.endpoint(db::ACCESS_PORT)?);
+//! # Ok(()) }
+//! ```
+//!
+//! | Entry | Default image | Returns |
+//! |---|---|---|
+//! | [`prometheus`] | `quay.io/prometheus/prometheus` | [`Prometheus`] (instrumented, `set_config`) |
+//! | [`minio`] | `minio/minio` | [`Instrumented`](crate::Instrumented) |
+//! | [`consul`] | `consul` | [`Instrumented`](crate::Instrumented) |
+//! | [`etcd`] | `gcr.io/etcd-development/etcd` | [`Instrumented`](crate::Instrumented) on `"metrics"` |
+//! | [`memcached`] | `memcached` | [`Runnable`] |
+//! | [`dynamodb`] | `amazon/dynamodb-local` | [`Runnable`] |
+//! | [`bigtable`] | `shopify/bigtable-emulator` | [`Runnable`] |
+//! | [`cassandra`] | `rinscy/cassandra` | [`Runnable`] |
+//! | [`swift`] | `bouncestorage/swift-aio` | [`Runnable`] |
+//! | [`azurite`], [`azurite_writer`] | `mcr.microsoft.com/azure-storage/azurite`, `mcr.microsoft.com/azure-cli` | [`Runnable`] |
+//! | [`thanos_querier`], [`thanos_sidecar`], [`thanos_store`] | `quay.io/thanos/thanos` | [`Observable`] |
+//! | [`jaeger`] | `jaegertracing/all-in-one` | [`Instrumented`](crate::Instrumented) on `"admin"` |
+//! | [`parca`] | `ghcr.io/parca-dev/parca` | [`Parca`] (instrumented) |
+
+mod azurite;
+mod certs;
+mod minio;
+mod prometheus;
+mod site;
+mod stores;
+mod thanos;
+mod tracing_backend;
+
+use std::fmt;
+
+use crate::flags::Flags;
+use crate::probe::WaitPolicy;
+
+pub use crate::profiling::{parca, Observable, Parca};
+pub use azurite::{azurite, azurite_writer, AZURITE_DEV_CONNECTION_STRING};
+pub use certs::Certificates;
+pub use minio::{minio, MINIO_ACCESS_KEY, MINIO_SECRET_KEY};
+pub use prometheus::{prometheus, Prometheus, PrometheusConfig, ScrapeConfig, StaticConfig};
+// pub use stores::{bigtable, cassandra, consul, dynamodb, etcd, memcached, swift};
+pub use thanos::{thanos_querier, thanos_sidecar, thanos_store};
+pub use tracing_backend::jaeger;
+
+pub(crate) use site::{deploy, Site, Spec};
+
+/// The name of the port every catalog entry serves its main protocol on (upstream's
+/// `AccessPortName`), so scenarios can link to any of them the same way.
+pub const ACCESS_PORT: &str = "http";
+
+/// Options shared by every catalog entry. Anything an entry does not use is ignored.
+#[derive(Clone, Default)]
+pub struct Options {
+    pub(crate) image: Option<String>,
+    pub(crate) flags: Flags,
+    pub(crate) wait_policy: Option<WaitPolicy>,
+    pub(crate) tls: bool,
+    pub(crate) sse: bool,
+    pub(crate) azurite_accounts: Option<String>,
+    pub(crate) azurite_connection_string: Option<String>,
+}
+
+impl fmt::Debug for Options {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Options")
+            .field("image", &self.image)
+            .field("flags", &self.flags)
+            .field("wait_policy", &self.wait_policy)
+            .field("tls", &self.tls)
+            .field("sse", &self.sse)
+            .field("azurite_accounts", &self.azurite_accounts.as_ref().map(|_| "…"))
+            .field(
+                "azurite_connection_string",
+                &self.azurite_connection_string.as_ref().map(|_| "…"),
+            )
+            .finish()
+    }
+}
+
+impl Options {
+    /// The defaults: official image, the entry's own flags.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Runs this image instead of the official one (it must keep the official layout: the
+    /// same binary paths and entrypoint).
+    pub fn image(mut self, image: impl Into<String>) -> Self {
+        self.image = Some(image.into());
+        self
+    }
+
+    /// Sets one flag (`"--log.level", "debug"`), replacing the entry's default for that key in
+    /// place; an empty value renders a bare flag.
+    pub fn flag(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.flags.insert(key, value);
+        self
+    }
+
+    /// Sets several flags at once, as [`Options::flag`] does.
+    pub fn flags(mut self, flags: Flags) -> Self {
+        self.flags = self.flags.merge(&flags);
+        self
+    }
+
+    /// How long and how often to wait for readiness (slow starters such as Cassandra have a
+    /// longer default).
+    pub fn wait_policy(mut self, policy: WaitPolicy) -> Self {
+        self.wait_policy = Some(policy);
+        self
+    }
+
+    /// Serves over TLS with certificates generated for the runnable's internal name (MinIO,
+    /// Azurite). The CA is in `<dir>/certs/CAs/ca.crt`.
+    pub fn tls(mut self) -> Self {
+        self.tls = true;
+        self
+    }
+
+    /// Enables server-side encryption with a generated static key (MinIO).
+    pub fn sse(mut self) -> Self {
+        self.sse = true;
+        self
+    }
+
+    /// Custom storage accounts (`AZURITE_ACCOUNTS`, `account1:key1;account2:key2`).
+    pub fn azurite_accounts(mut self, accounts: impl Into<String>) -> Self {
+        self.azurite_accounts = Some(accounts.into());
+        self
+    }
+
+    /// The connection string the Azurite writer uses (default: the development account on
+    /// the Azurite it is given).
+    pub fn azurite_connection_string(mut self, connection: impl Into<String>) -> Self {
+        self.azurite_connection_string = Some(connection.into());
+        self
+    }
+
+    /// The image to run: the override or the entry's official default.
+    pub(crate) fn image_or(&self, default: &str) -> String {
+        self.image.clone().unwrap_or_else(|| default.to_string())
+    }
+
+    /// The entry's default flags with the user's overrides applied.
+    pub(crate) fn merged_flags(&self, defaults: Flags) -> Flags {
+        defaults.merge(&self.flags)
+    }
+}
