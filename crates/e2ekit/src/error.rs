@@ -229,6 +229,19 @@ pub enum Error {
     /// A metric expectation did not hold before the wait policy gave up.
     #[error("{0}")]
     MetricsWait(Box<MetricsWaitFailure>),
+
+    /// A running service rejected a new configuration (it keeps the previous one).
+    #[error("runnable {runnable:?} did not apply its new configuration {file}: {reason}{logs}")]
+    ConfigRejected {
+        /// Runnable name.
+        runnable: String,
+        /// The configuration file.
+        file: String,
+        /// What the service reported.
+        reason: String,
+        /// The service's last output lines (they name the offending line).
+        logs: LogTail,
+    },
 }
 
 impl Error {
@@ -242,7 +255,8 @@ impl Error {
             | Error::NotReady { runnable, .. }
             | Error::Exec { runnable, .. }
             | Error::MetricsFetch { runnable, .. }
-            | Error::MetricMissing { runnable, .. } => Some(runnable),
+            | Error::MetricMissing { runnable, .. }
+            | Error::ConfigRejected { runnable, .. } => Some(runnable),
             Error::MetricsWait(failure) => Some(&failure.runnable),
             Error::DuplicateRunnable { name, .. } => Some(name),
             _ => None,
@@ -262,7 +276,9 @@ impl Error {
     /// The container output carried by the error, if any.
     pub fn log_tail(&self) -> Option<&[String]> {
         match self {
-            Error::ContainerExited { logs, .. } | Error::NotReady { logs, .. } => Some(&logs.0),
+            Error::ContainerExited { logs, .. }
+            | Error::NotReady { logs, .. }
+            | Error::ConfigRejected { logs, .. } => Some(&logs.0),
             _ => None,
         }
     }

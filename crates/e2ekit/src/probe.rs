@@ -95,11 +95,11 @@ impl WaitPolicy {
 /// a body containing a given text. HTTPS skips certificate verification.
 #[derive(Debug, Clone)]
 pub struct HttpProbe {
-    port: String,
-    path: String,
-    https: bool,
-    status: RangeInclusive<u16>,
-    body: Option<String>,
+    pub(crate) port: String,
+    pub(crate) path: String,
+    pub(crate) https: bool,
+    pub(crate) status: RangeInclusive<u16>,
+    pub(crate) body: Option<String>,
 }
 
 impl HttpProbe {
@@ -140,7 +140,7 @@ impl HttpProbe {
 /// service inside listens.
 #[derive(Debug, Clone)]
 pub struct TcpProbe {
-    port: String,
+    pub(crate) port: String,
 }
 
 impl TcpProbe {
@@ -153,7 +153,7 @@ impl TcpProbe {
 /// Ready when a command run inside the container exits with 0.
 #[derive(Debug, Clone)]
 pub struct CmdProbe {
-    command: Command,
+    pub(crate) command: Command,
 }
 
 impl CmdProbe {
@@ -170,7 +170,7 @@ impl CmdProbe {
 /// The log stream pushes lines to the probe, so readiness is noticed as the line arrives.
 #[derive(Debug, Clone)]
 pub struct LogProbe {
-    pattern: Arc<Regex>,
+    pub(crate) pattern: Arc<Regex>,
     pub(crate) seen: Arc<AtomicBool>,
 }
 
@@ -209,7 +209,7 @@ fn never_matches() -> Regex {
 /// Ready when every inner probe is ready.
 #[derive(Debug, Clone)]
 pub struct AllProbe {
-    probes: Vec<Probe>,
+    pub(crate) probes: Vec<Probe>,
 }
 
 impl AllProbe {

@@ -354,6 +354,14 @@ impl Runnable {
         self.backend().signal(&id, signal).await
     }
 
+    /// The container's last output lines (empty when there is no container).
+    pub(crate) async fn log_tail(&self) -> LogTail {
+        match self.container_id() {
+            Some(id) => LogTail(self.backend().log_tail(&id, LOG_TAIL_LINES).await),
+            None => LogTail::default(),
+        }
+    }
+
     pub(crate) fn http(&self) -> &reqwest::Client {
         &self.inner.core.http
     }

@@ -58,7 +58,9 @@ pub use azurite::{azurite, azurite_writer, AZURITE_DEV_CONNECTION_STRING};
 pub use certs::Certificates;
 pub use minio::{minio, MINIO_ACCESS_KEY, MINIO_SECRET_KEY};
 pub use prometheus::{prometheus, Prometheus, PrometheusConfig, ScrapeConfig, StaticConfig};
-// pub use stores::{bigtable, cassandra, consul, dynamodb, etcd, memcached, swift};
+pub use stores::{
+    bigtable, cassandra, consul, dynamodb, etcd, images, memcached, swift, ETCD_METRICS_PORT,
+};
 pub use thanos::{thanos_querier, thanos_sidecar, thanos_store};
 pub use tracing_backend::jaeger;
 
@@ -88,7 +90,10 @@ impl fmt::Debug for Options {
             .field("wait_policy", &self.wait_policy)
             .field("tls", &self.tls)
             .field("sse", &self.sse)
-            .field("azurite_accounts", &self.azurite_accounts.as_ref().map(|_| "…"))
+            .field(
+                "azurite_accounts",
+                &self.azurite_accounts.as_ref().map(|_| "…"),
+            )
             .field(
                 "azurite_connection_string",
                 &self.azurite_connection_string.as_ref().map(|_| "…"),

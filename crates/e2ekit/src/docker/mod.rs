@@ -902,6 +902,9 @@ fn docker_archive(
             "WORKDIR" => {
                 config.insert("WorkingDir".into(), Value::from(arg));
             }
+            "USER" => {
+                config.insert("User".into(), Value::from(arg));
+            }
             "ENTRYPOINT" => {
                 config.insert("Entrypoint".into(), exec_form()?);
             }

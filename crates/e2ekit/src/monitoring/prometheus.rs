@@ -113,17 +113,31 @@ pub(crate) fn targets(running: &[Runnable]) -> String {
         .filter_map(|r| {
             let port = r.metadata(META_PORT)?;
             let endpoint = r.internal_endpoint(&port).ok()?;
-            Some(json!({
-                "targets": [endpoint],
-                "labels": {
-                    "job": r.name(),
-                    "__metrics_path__": r.metadata(META_PATH).unwrap_or_else(|| "/metrics".to_string()),
-                    "__scheme__": r.metadata(META_SCHEME).unwrap_or_else(|| "http".to_string()),
-                },
-            }))
+            let path = r
+                .metadata(META_PATH)
+                .unwrap_or_else(|| "/metrics".to_string());
+            let scheme = r
+                .metadata(META_SCHEME)
+                .unwrap_or_else(|| "http".to_string());
+            Some(target_group(r.name(), &endpoint, &path, &scheme))
         })
         .collect();
     serde_json::to_string_pretty(&groups).unwrap_or_else(|_| "[]".to_string())
+}
+
+/// One `file_sd` group. A query in the path (`?format=prometheus`) becomes `__param_*` labels,
+/// since Prometheus would escape it as part of the path.
+fn target_group(job: &str, endpoint: &str, path: &str, scheme: &str) -> serde_json::Value {
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
+    let mut labels = serde_json::Map::new();
+    labels.insert("job".into(), json!(job));
+    labels.insert("__metrics_path__".into(), json!(path));
+    labels.insert("__scheme__".into(), json!(scheme));
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        labels.insert(format!("__param_{k}"), json!(v));
+    }
+    json!({"targets": [endpoint], "labels": labels})
 }
 
 /// Replaces a file so readers see the old or the new content, never a mix.
@@ -152,5 +166,22 @@ mod tests {
             .collect();
         assert_eq!(jobs, ["instrumented", "local", "containers"]);
         assert_eq!(targets(&[]), "[]");
+    }
+
+    #[test]
+    fn query_in_metrics_path_becomes_params() {
+        let g = target_group(
+            "consul",
+            "e-consul:8500",
+            "/v1/agent/metrics?format=prometheus",
+            "http",
+        );
+        assert_eq!(g["targets"][0], "e-consul:8500");
+        assert_eq!(g["labels"]["__metrics_path__"], "/v1/agent/metrics");
+        assert_eq!(g["labels"]["__param_format"], "prometheus");
+        assert_eq!(g["labels"]["job"], "consul");
+        let plain = target_group("app", "e-app:80", "/metrics", "https");
+        assert_eq!(plain["labels"].as_object().map(|m| m.len()), Some(3));
+        assert_eq!(plain["labels"]["__scheme__"], "https");
     }
 }

@@ -2,6 +2,7 @@
 //! from host files (see `common`); nothing is pulled. A missing prerequisite fails loudly.
 
 mod bad_input;
+mod catalog;
 mod common;
 mod crash_safety;
 mod demo;
