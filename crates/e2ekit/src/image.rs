@@ -125,6 +125,18 @@ impl HostImage {
         self
     }
 
+    /// Writes an executable file (mode 0755), e.g. a shell script starting with `#!/bin/sh`.
+    pub fn executable(mut self, image_path: impl Into<String>, data: impl Into<Vec<u8>>) -> Self {
+        self.entries.insert(
+            image_path.into(),
+            Entry::Content {
+                data: data.into(),
+                mode: 0o755,
+            },
+        );
+        self
+    }
+
     /// Adds a symlink `link -> target`.
     pub fn symlink(mut self, link: impl Into<String>, target: impl Into<String>) -> Self {
         self.entries.insert(

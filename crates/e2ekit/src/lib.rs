@@ -71,11 +71,11 @@ pub use runnable::{
 
 /// Everything a scenario needs, in one import.
 pub mod prelude {
+    pub use crate::db;
     pub use crate::env::{Environment, EnvironmentBuilder, EnvironmentListener};
     pub use crate::error::{Error, Result};
     pub use crate::flags::Flags;
     pub use crate::image::{cargo_bin, containerize, HostImage};
-    pub use crate::db;
     pub use crate::interactive;
     pub use crate::metrics::{
         between, equals, equals_among_two, greater, greater_among_two, greater_or_equal, less,

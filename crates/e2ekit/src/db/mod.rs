@@ -53,7 +53,7 @@ use std::fmt;
 use crate::flags::Flags;
 use crate::probe::WaitPolicy;
 
-pub use crate::profiling::{parca, Observable, Parca};
+pub use crate::profiling::{parca, Observable, Parca, PARCA_IMAGE};
 pub use azurite::{azurite, azurite_writer, AZURITE_DEV_CONNECTION_STRING};
 pub use certs::Certificates;
 pub use minio::{minio, MINIO_ACCESS_KEY, MINIO_SECRET_KEY};
@@ -61,9 +61,11 @@ pub use prometheus::{prometheus, Prometheus, PrometheusConfig, ScrapeConfig, Sta
 pub use stores::{
     bigtable, cassandra, consul, dynamodb, etcd, images, memcached, swift, ETCD_METRICS_PORT,
 };
-pub use thanos::{thanos_querier, thanos_sidecar, thanos_store};
-pub use tracing_backend::jaeger;
+pub use thanos::{thanos_querier, thanos_sidecar, thanos_store, THANOS_IMAGE};
+pub use tracing_backend::{jaeger, JAEGER_IMAGE};
 
+#[cfg(test)]
+pub(crate) use site::testing;
 pub(crate) use site::{deploy, Site, Spec};
 
 /// The name of the port every catalog entry serves its main protocol on (upstream's

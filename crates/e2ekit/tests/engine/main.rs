@@ -14,4 +14,5 @@ mod metrics;
 mod monitoring;
 mod output;
 mod probes;
+mod profiling;
 mod readme;

@@ -1,0 +1,418 @@
+//! Parca, the continuous profiler: a catalog entry, and its configuration file.
+//!
+//! Parca watches its configuration file and reloads it when it changes, including when the
+//! file is replaced, so scrape jobs are set by rewriting the file atomically (temporary file
+//! plus rename): Parca reads the old or the new configuration, never half of one.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::profiled::Target;
+use crate::db::{Options, Site, Spec};
+use crate::env::Environment;
+use crate::error::{Error, Result};
+use crate::flags::Flags;
+use crate::metrics::Instrumented;
+use crate::options::{Command, StartOptions};
+use crate::probe::HttpProbe;
+use crate::runnable::{AsRunnable, Runnable};
+
+/// Parca's official image, pinned.
+pub const PARCA_IMAGE: &str = "ghcr.io/parca-dev/parca:v0.22.0";
+/// Parca's HTTP port (UI, API, gRPC and `/metrics`).
+const HTTP_PORT: u16 = 7070;
+const PORT_NAME: &str = crate::db::ACCESS_PORT;
+/// The configuration file, in the runnable's directory.
+const CONFIG_FILE: &str = "parca.yml";
+/// Where Parca's filesystem bucket (debug information) lives, in the runnable's directory.
+const DATA_DIR: &str = "data";
+
+/// A Parca server: instrumented on `"http"`, with scrape jobs set by
+/// [`Parca::set_scrape_configs`]. [`crate::profiling::start`] runs one that follows every
+/// profiled runnable by itself.
+///
+/// ```no_run
+/// use e2ekit::prelude::*;
+///
+/// # async fn demo(env: &Environment, app: Runnable) -> e2ekit::Result<()> {
+/// let parca = db::parca(env, "parca", db::Options::new())?;
+/// parca.set_scrape_configs([serde_json::json!({
+///     "job_name": "app",
+///     "scrape_interval": "5s",
+///     "static_configs": [{"targets": [app.internal_endpoint("http")?]}],
+/// })])?;
+/// start_and_wait_ready(&[&parca]).await?;
+/// println!("Parca UI: http://{}", parca.endpoint("http")?);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Parca {
+    instrumented: Instrumented,
+    config: ConfigFile,
+}
+
+/// Creates Parca (not started): the image's `/parca` with `--config-path` pointing at a
+/// configuration with filesystem object storage in its directory and no scrape jobs. Ready
+/// once its HTTP server answers `/metrics` (Parca has no HTTP health path; its health is
+/// gRPC only, marked serving right before the HTTP server starts).
+pub fn parca(env: &Environment, name: &str, options: Options) -> Result<Parca> {
+    let runnable = crate::db::deploy(env, name, |site| spec(site, &options))?;
+    let config = ConfigFile::new(
+        runnable.dir().join(CONFIG_FILE),
+        base_config(runnable.dir()),
+    );
+    Ok(Parca {
+        instrumented: Instrumented::new(runnable, PORT_NAME)?,
+        config,
+    })
+}
+
+/// Parca's definition.
+pub(crate) fn spec(site: &Site, options: &Options) -> Result<Spec> {
+    let defaults = Flags::new()
+        .with("--config-path", site.path(CONFIG_FILE))
+        .with("--http-address", format!(":{HTTP_PORT}"));
+    let flags = options.merged_flags(defaults);
+    let mut start = StartOptions::new(options.image_or(PARCA_IMAGE))
+        .command(Command::new("/parca").args(flags.to_args()))
+        .host_user()
+        .readiness(HttpProbe::new(PORT_NAME, "/metrics"));
+    if let Some(policy) = options.wait_policy {
+        start = start.wait_policy(policy);
+    }
+    Ok(Spec::new(start)
+        .port(PORT_NAME, HTTP_PORT)
+        .dir(DATA_DIR)
+        .file(CONFIG_FILE, config_text(&base_config(&site.dir), &[])))
+}
+
+/// The configuration without scrape jobs: debug information kept on the filesystem, in the
+/// runnable's directory.
+fn base_config(dir: &Path) -> Value {
+    json!({
+        "object_storage": {
+            "bucket": {
+                "type": "FILESYSTEM",
+                "config": {"directory": dir.join(DATA_DIR).display().to_string()},
+            },
+        },
+    })
+}
+
+/// The configuration file's content: the base plus the scrape jobs (JSON, which is YAML).
+pub(crate) fn config_text(base: &Value, scrape_configs: &[Value]) -> String {
+    let mut config = base.clone();
+    if let Some(map) = config.as_object_mut() {
+        map.insert(
+            "scrape_configs".to_string(),
+            Value::Array(scrape_configs.to_vec()),
+        );
+    }
+    let mut text = serde_json::to_string_pretty(&config).unwrap_or_default();
+    text.push('\n');
+    text
+}
+
+/// Parca's duration format (`5s`, `1500ms`).
+fn duration(d: Duration) -> String {
+    let ms = d.as_millis().max(1);
+    if ms.is_multiple_of(1000) {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{ms}ms")
+    }
+}
+
+/// One scrape job per profiled target: named after the runnable, scraping its internal
+/// endpoint with its scheme (TLS not verified) and its profiling configuration.
+pub(crate) fn scrape_configs(targets: &[Target], interval: Duration) -> Vec<Value> {
+    targets
+        .iter()
+        .map(|t| {
+            let mut job = json!({
+                "job_name": t.name,
+                "scrape_interval": duration(interval),
+                "scheme": t.scheme,
+                "static_configs": [{"targets": [t.endpoint]}],
+                "tls_config": {"insecure_skip_verify": true},
+            });
+            if let (Some(config), Some(map)) = (&t.config, job.as_object_mut()) {
+                map.insert("profiling_config".to_string(), config.clone());
+            }
+            job
+        })
+        .collect()
+}
+
+/// Parca's configuration file, shared by the runnable and the profiling listener. It holds no
+/// runnable, so a listener keeping it does not keep the environment alive.
+#[derive(Debug, Clone)]
+pub(crate) struct ConfigFile {
+    path: PathBuf,
+    base: Value,
+    /// Serialises rewrites and remembers the last content written (to skip no-op rewrites,
+    /// each of which would make Parca reload).
+    last: Arc<Mutex<Option<String>>>,
+}
+
+impl ConfigFile {
+    fn new(path: PathBuf, base: Value) -> Self {
+        Self {
+            path,
+            base,
+            last: Arc::default(),
+        }
+    }
+
+    /// Replaces the scrape jobs, atomically.
+    pub(crate) fn set_scrape_configs(&self, scrape_configs: &[Value]) -> Result<()> {
+        let text = config_text(&self.base, scrape_configs);
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        if last.as_deref() == Some(text.as_str()) {
+            return Ok(());
+        }
+        write_atomically(&self.path, &text)?;
+        *last = Some(text);
+        Ok(())
+    }
+}
+
+/// Writes a temporary file next to `path`, then renames it over `path`.
+fn write_atomically(path: &Path, content: &str) -> Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    std::fs::write(&tmp, content)
+        .map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(format!("replacing {}", path.display()), e))
+}
+
+impl Parca {
+    /// Replaces the scrape jobs (Parca's `scrape_configs` entries, as its configuration
+    /// documents them), keeping the object storage. Parca notices the change itself; a
+    /// running Parca applies it within moments, a stopped one when it starts.
+    pub fn set_scrape_configs<I>(&self, scrape_configs: I) -> Result<()>
+    where
+        I: IntoIterator<Item = Value>,
+    {
+        let jobs: Vec<Value> = scrape_configs.into_iter().collect();
+        self.config.set_scrape_configs(&jobs)
+    }
+
+    /// The configuration file's path.
+    pub fn config_path(&self) -> &Path {
+        &self.config.path
+    }
+
+    /// The instrumented runnable.
+    pub fn instrumented(&self) -> &Instrumented {
+        &self.instrumented
+    }
+
+    pub(crate) fn config_file(&self) -> &ConfigFile {
+        &self.config
+    }
+}
+
+impl std::ops::Deref for Parca {
+    type Target = Instrumented;
+    fn deref(&self) -> &Instrumented {
+        &self.instrumented
+    }
+}
+
+impl AsRunnable for Parca {
+    fn as_runnable(&self) -> &Runnable {
+        self.instrumented.runnable()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::Probe;
+
+    /// The fixed site of catalog tests (`db::site::testing` is private to `db`).
+    fn site(name: &str) -> Site {
+        Site {
+            env: "e2e-test".to_string(),
+            name: name.to_string(),
+            dir: format!("/tmp/e2e-test/data/{name}").into(),
+        }
+    }
+
+    fn target(name: &str, scheme: &str, config: Option<Value>) -> Target {
+        Target {
+            name: name.to_string(),
+            endpoint: format!("e2e-test-{name}:8080"),
+            scheme: scheme.to_string(),
+            config,
+        }
+    }
+
+    #[test]
+    fn parca_runs_with_its_config_file_as_the_host_user() {
+        let spec = spec(&site("parca"), &Options::new()).expect("spec");
+        assert_eq!(spec.ports, [("http".to_string(), 7070)]);
+        let opts = &spec.options;
+        assert_eq!(opts.image, PARCA_IMAGE);
+        assert_eq!(
+            opts.command.as_ref().expect("command").to_vec(),
+            [
+                "/parca",
+                "--config-path=/tmp/e2e-test/data/parca/parca.yml",
+                "--http-address=:7070",
+            ]
+        );
+        assert!(opts.user.is_some(), "runs as the host user");
+        match &opts.readiness {
+            Some(Probe::Http(p)) => {
+                let text = format!("{p:?}");
+                assert!(
+                    text.contains("\"http\"") && text.contains("\"/metrics\""),
+                    "{text}"
+                );
+            }
+            other => panic!("expected an HTTP probe, got {other:?}"),
+        }
+        assert_eq!(spec.dirs, ["data"]);
+        let config: Value =
+            serde_json::from_str(&spec.file_text("parca.yml").expect("config")).expect("json");
+        assert_eq!(
+            config,
+            json!({
+                "object_storage": {"bucket": {
+                    "type": "FILESYSTEM",
+                    "config": {"directory": "/tmp/e2e-test/data/parca/data"},
+                }},
+                "scrape_configs": [],
+            })
+        );
+    }
+
+    #[test]
+    fn options_replace_the_image_and_add_or_override_flags() {
+        let options = Options::new()
+            .image("parca:dev")
+            .flag("--log-level", "debug")
+            .flag("--http-address", ":7071");
+        let spec = spec(&site("parca"), &options).expect("spec");
+        assert_eq!(spec.options.image, "parca:dev");
+        assert_eq!(
+            spec.options.command.as_ref().expect("command").args,
+            [
+                "--config-path=/tmp/e2e-test/data/parca/parca.yml",
+                "--http-address=:7071",
+                "--log-level=debug",
+            ]
+        );
+    }
+
+    #[test]
+    fn scrape_configs_have_one_job_per_target() {
+        let jobs = scrape_configs(
+            &[
+                target("app", "http", None),
+                target(
+                    "secure",
+                    "https",
+                    Some(
+                        json!({"pprof_config": {"fgprof": {"enabled": true, "path": "/debug/fgprof"}}}),
+                    ),
+                ),
+            ],
+            Duration::from_secs(5),
+        );
+        let text = config_text(&base_config(Path::new("/d")), &jobs);
+        assert_eq!(
+            text,
+            r#"{
+  "object_storage": {
+    "bucket": {
+      "config": {
+        "directory": "/d/data"
+      },
+      "type": "FILESYSTEM"
+    }
+  },
+  "scrape_configs": [
+    {
+      "job_name": "app",
+      "scheme": "http",
+      "scrape_interval": "5s",
+      "static_configs": [
+        {
+          "targets": [
+            "e2e-test-app:8080"
+          ]
+        }
+      ],
+      "tls_config": {
+        "insecure_skip_verify": true
+      }
+    },
+    {
+      "job_name": "secure",
+      "profiling_config": {
+        "pprof_config": {
+          "fgprof": {
+            "enabled": true,
+            "path": "/debug/fgprof"
+          }
+        }
+      },
+      "scheme": "https",
+      "scrape_interval": "5s",
+      "static_configs": [
+        {
+          "targets": [
+            "e2e-test-secure:8080"
+          ]
+        }
+      ],
+      "tls_config": {
+        "insecure_skip_verify": true
+      }
+    }
+  ]
+}
+"#
+        );
+    }
+
+    #[test]
+    fn durations_use_parca_units() {
+        assert_eq!(duration(Duration::from_secs(5)), "5s");
+        assert_eq!(duration(Duration::from_millis(1500)), "1500ms");
+        assert_eq!(duration(Duration::ZERO), "1ms");
+    }
+
+    #[test]
+    fn the_config_file_is_replaced_atomically_and_only_on_change() {
+        let dir = std::env::temp_dir().join(format!("e2ekit-parca-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("parca.yml");
+        let file = ConfigFile::new(path.clone(), base_config(&dir));
+        let jobs = scrape_configs(&[target("a", "http", None)], Duration::from_secs(1));
+        file.set_scrape_configs(&jobs).expect("write");
+        let first = std::fs::read_to_string(&path).expect("read");
+        assert!(first.contains("e2e-test-a:8080"));
+        assert!(!dir.join("parca.yml.tmp").exists());
+
+        // An unchanged configuration is not rewritten (Parca would reload for nothing).
+        std::fs::write(&path, "changed behind our back").expect("write");
+        file.set_scrape_configs(&jobs).expect("write");
+        assert_eq!(
+            std::fs::read_to_string(&path).expect("read"),
+            "changed behind our back"
+        );
+        file.set_scrape_configs(&[]).expect("write");
+        let emptied: Value =
+            serde_json::from_str(&std::fs::read_to_string(&path).expect("read")).expect("json");
+        assert_eq!(emptied["scrape_configs"], json!([]));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
