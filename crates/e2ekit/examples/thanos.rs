@@ -112,11 +112,13 @@ async fn scenario(env: &Environment, observe: bool) -> Result<(), BoxError> {
     q1.wait_sum_metrics_with(equals(2.0), connections, wait.clone())
         .await?;
     println!("The querier is connected to both sidecars.");
-    // Both Prometheus servers scraped something already.
+    // Both Prometheus servers scraped something already (the counter appears with the first
+    // appended sample, so missing means "not yet").
     for p in [&p1, &p2] {
-        p.wait_sum_metrics(
+        p.wait_sum_metrics_with(
             greater(50.0),
             ["prometheus_tsdb_head_samples_appended_total"],
+            wait.clone(),
         )
         .await?;
     }

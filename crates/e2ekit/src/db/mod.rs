@@ -29,12 +29,12 @@
 //! | [`minio`] | `minio/minio` | [`Instrumented`](crate::Instrumented) |
 //! | [`consul`] | `consul` | [`Instrumented`](crate::Instrumented) |
 //! | [`etcd`] | `gcr.io/etcd-development/etcd` | [`Instrumented`](crate::Instrumented) on `"metrics"` |
-//! | [`memcached`] | `memcached` | [`Runnable`] |
-//! | [`dynamodb`] | `amazon/dynamodb-local` | [`Runnable`] |
-//! | [`bigtable`] | `shopify/bigtable-emulator` | [`Runnable`] |
-//! | [`cassandra`] | `rinscy/cassandra` | [`Runnable`] |
-//! | [`swift`] | `bouncestorage/swift-aio` | [`Runnable`] |
-//! | [`azurite`], [`azurite_writer`] | `mcr.microsoft.com/azure-storage/azurite`, `mcr.microsoft.com/azure-cli` | [`Runnable`] |
+//! | [`memcached`] | `memcached` | [`Runnable`](crate::Runnable) |
+//! | [`dynamodb`] | `amazon/dynamodb-local` | [`Runnable`](crate::Runnable) |
+//! | [`bigtable`] | `shopify/bigtable-emulator` | [`Runnable`](crate::Runnable) |
+//! | [`cassandra`] | `rinscy/cassandra` | [`Runnable`](crate::Runnable) |
+//! | [`swift`] | `bouncestorage/swift-aio` | [`Runnable`](crate::Runnable) |
+//! | [`azurite`], [`azurite_writer`] | `mcr.microsoft.com/azure-storage/azurite`, `mcr.microsoft.com/azure-cli` | [`Runnable`](crate::Runnable) |
 //! | [`thanos_querier`], [`thanos_sidecar`], [`thanos_store`] | `quay.io/thanos/thanos` | [`Observable`] |
 //! | [`jaeger`] | `jaegertracing/all-in-one` | [`Instrumented`](crate::Instrumented) on `"admin"` |
 //! | [`parca`] | `ghcr.io/parca-dev/parca` | [`Parca`] (instrumented) |
@@ -64,8 +64,6 @@ pub use stores::{
 pub use thanos::{thanos_querier, thanos_sidecar, thanos_store, THANOS_IMAGE};
 pub use tracing_backend::{jaeger, JAEGER_IMAGE};
 
-#[cfg(test)]
-pub(crate) use site::testing;
 pub(crate) use site::{deploy, Site, Spec};
 
 /// The name of the port every catalog entry serves its main protocol on (upstream's

@@ -97,21 +97,10 @@ pub fn run_child(test: &str, envs: &[(&str, &str)]) -> (bool, String) {
     (out.status.success(), text)
 }
 
-/// Writes a self-signed `cert.pem` and `key.pem` (CN `tls`) into `dir` with the openssl CLI.
-pub fn self_signed_cert(dir: &std::path::Path) {
-    let out = std::process::Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=tls",
-        ])
-        .arg("-keyout")
-        .arg(dir.join("key.pem"))
-        .arg("-out")
-        .arg(dir.join("cert.pem"))
-        .output()
-        .expect("these tests need the openssl CLI (see .ci/run)");
-    assert!(
-        out.status.success(),
-        "openssl req: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+/// Writes `cert.pem` and `key.pem` for the name `tls` into `dir`, signed by a fresh CA that
+/// nobody trusts (so clients see an untrusted certificate, as with a self-signed one).
+pub fn untrusted_cert(dir: &std::path::Path) {
+    let certs = e2ekit::db::Certificates::generate("tls").expect("generating certificates");
+    std::fs::write(dir.join("cert.pem"), &certs.cert_pem).expect("writing cert.pem");
+    std::fs::write(dir.join("key.pem"), &certs.key_pem).expect("writing key.pem");
 }

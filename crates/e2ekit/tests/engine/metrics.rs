@@ -316,7 +316,7 @@ async fn https_metrics_endpoint() -> Result<()> {
         .await?;
     let dir = env.shared_dir().join("tls");
     std::fs::create_dir_all(&dir).expect("mkdir");
-    common::self_signed_cert(&dir);
+    common::untrusted_cert(&dir);
     std::fs::write(dir.join("metrics"), "secure_total 11\n").expect("write");
     let image = HostImage::new("e2ekit-test/openssl-www")
         .binary("/usr/bin/openssl")

@@ -66,13 +66,13 @@ async fn http_probe_checks_status_range_and_body() -> Result<()> {
 }
 
 #[tokio::test]
-async fn https_probe_accepts_self_signed_certificates() -> Result<()> {
+async fn https_probe_accepts_untrusted_certificates() -> Result<()> {
     let env = Environment::builder()
         .name("e2ekit-t-https")
         .build()
         .await?;
     let dir = env.shared_dir().to_path_buf();
-    common::self_signed_cert(&dir);
+    common::untrusted_cert(&dir);
     let image = HostImage::new("e2ekit-test/openssl")
         .binary("/usr/bin/openssl")
         .build(&env)
