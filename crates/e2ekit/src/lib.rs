@@ -31,6 +31,9 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Ready-made services (Prometheus, etcd, MinIO, Thanos, ...) are in [`db`]; a Prometheus
+//! watching the whole scenario in [`monitoring`]; Parca and pprof in [`profiling`].
+//!
 //! Every container and network carries the label `e2ekit.env=<environment name>`.
 
 #![warn(missing_docs)]

@@ -18,9 +18,9 @@ use crate::runnable::Runnable;
 pub const AZURITE_DEV_CONNECTION_STRING: &str = "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;";
 
 /// The official Azurite image.
-const IMAGE: &str = "mcr.microsoft.com/azure-storage/azurite:3.35.0";
+pub const IMAGE: &str = "mcr.microsoft.com/azure-storage/azurite:3.35.0";
 /// The official Azure CLI image, for [`azurite_writer`].
-const CLI_IMAGE: &str = "mcr.microsoft.com/azure-cli:2.64.0";
+pub const CLI_IMAGE: &str = "mcr.microsoft.com/azure-cli:2.64.0";
 /// The name of Azurite's blob port (upstream's name).
 const BLOB_PORT: &str = "blob";
 /// Its container port.

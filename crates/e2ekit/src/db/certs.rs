@@ -152,7 +152,7 @@ pub(super) fn random_bytes<const N: usize>() -> Result<[u8; N]> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     //! The certificates are checked the way clients will use them: a real TLS handshake
     //! (rustls, in memory) between a server holding the generated certificate and key and a
     //! client that trusts only the generated CA.
@@ -179,7 +179,7 @@ mod tests {
     /// Runs a TLS handshake to `server_name` between a server holding `server`'s certificate
     /// and key and a client trusting only `trusted_ca`; `Err` is the client's verdict. A broken
     /// setup (unparsable PEM, a server-side failure) panics.
-    fn handshake(
+    pub(crate) fn handshake(
         server: &Certificates,
         trusted_ca: &str,
         server_name: &str,

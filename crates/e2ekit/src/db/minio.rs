@@ -18,7 +18,7 @@ pub const MINIO_SECRET_KEY: &str = "supersecret";
 
 /// The official image: the last releases that still have the single-directory ("FS") mode,
 /// in which a directory of the data directory is a bucket.
-const IMAGE: &str = "minio/minio:RELEASE.2022-03-14T18-25-24Z";
+pub const IMAGE: &str = "minio/minio:RELEASE.2022-03-14T18-25-24Z";
 /// The container port of [`ACCESS_PORT`].
 const PORT: u16 = 8090;
 /// The name of the key [`Options::sse`] configures (upstream's name, so SSE-KMS requests
@@ -342,7 +342,17 @@ mod tests {
             "e2e-test-minio-1",
             "the name the certificate is for"
         );
-        // That the certificate verifies against the CA for this name is tested in certs.rs.
+        // The written files work together: a client trusting only the written CA accepts the
+        // written certificate for the internal name, and for no other runnable's name.
+        let written = Certificates {
+            ca_pem: ca.clone(),
+            cert_pem: cert,
+            key_pem: key,
+        };
+        super::super::certs::tests::handshake(&written, &ca, &s.host())
+            .expect("verifies for the internal name");
+        super::super::certs::tests::handshake(&written, &ca, "e2e-test-minio-2")
+            .expect_err("must not verify for another name");
     }
 
     #[test]

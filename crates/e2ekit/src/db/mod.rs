@@ -23,6 +23,8 @@
 //! # Ok(()) }
 //! ```
 //!
+//! Default images (with their tags) are in [`images`].
+//!
 //! | Entry | Default image | Returns |
 //! |---|---|---|
 //! | [`prometheus`] | `quay.io/prometheus/prometheus` | [`Prometheus`] (instrumented, `set_config`) |
@@ -41,6 +43,7 @@
 
 mod azurite;
 mod certs;
+pub mod images;
 mod minio;
 mod prometheus;
 mod site;
@@ -53,16 +56,16 @@ use std::fmt;
 use crate::flags::Flags;
 use crate::probe::WaitPolicy;
 
-pub use crate::profiling::{parca, Observable, Parca, PARCA_IMAGE};
+pub use crate::profiling::{parca, Observable, Parca};
 pub use azurite::{azurite, azurite_writer, AZURITE_DEV_CONNECTION_STRING};
 pub use certs::Certificates;
 pub use minio::{minio, MINIO_ACCESS_KEY, MINIO_SECRET_KEY};
 pub use prometheus::{prometheus, Prometheus, PrometheusConfig, ScrapeConfig, StaticConfig};
 pub use stores::{
-    bigtable, cassandra, consul, dynamodb, etcd, images, memcached, swift, ETCD_METRICS_PORT,
+    bigtable, cassandra, consul, dynamodb, etcd, memcached, swift, ETCD_METRICS_PORT,
 };
-pub use thanos::{thanos_querier, thanos_sidecar, thanos_store, THANOS_IMAGE};
-pub use tracing_backend::{jaeger, JAEGER_IMAGE};
+pub use thanos::{thanos_querier, thanos_sidecar, thanos_store};
+pub use tracing_backend::jaeger;
 
 pub(crate) use site::{deploy, Site, Spec};
 

@@ -15,23 +15,7 @@ use crate::options::{Command, StartOptions};
 use crate::probe::{CmdProbe, HttpProbe, TcpProbe, WaitPolicy};
 use crate::runnable::Runnable;
 
-/// Official images of the entries in this module.
-pub mod images {
-    /// Consul (HashiCorp's image; the old `consul` library image is no longer published).
-    pub const CONSUL: &str = "hashicorp/consul:1.19.2";
-    /// etcd.
-    pub const ETCD: &str = "gcr.io/etcd-development/etcd:v3.5.15";
-    /// Memcached.
-    pub const MEMCACHED: &str = "memcached:1.6.29";
-    /// DynamoDB local.
-    pub const DYNAMODB: &str = "amazon/dynamodb-local:2.5.2";
-    /// The Bigtable emulator.
-    pub const BIGTABLE: &str = "shopify/bigtable-emulator:0.1.0";
-    /// Cassandra.
-    pub const CASSANDRA: &str = "rinscy/cassandra:3.11.0";
-    /// OpenStack Swift, all in one container.
-    pub const SWIFT: &str = "bouncestorage/swift-aio:55ba4331";
-}
+use super::images;
 
 /// The metrics port of [`etcd`].
 pub const ETCD_METRICS_PORT: &str = "metrics";

@@ -1,0 +1,28 @@
+//! The official image of every catalog entry: what runs unless [`Options::image`](super::Options::image)
+//! says otherwise.
+//!
+//! ```
+//! assert!(e2ekit::db::images::PROMETHEUS.starts_with("quay.io/prometheus/prometheus:"));
+//! ```
+
+pub use super::azurite::{CLI_IMAGE as AZURE_CLI, IMAGE as AZURITE};
+pub use super::minio::IMAGE as MINIO;
+pub use super::prometheus::DEFAULT_IMAGE as PROMETHEUS;
+pub use super::thanos::THANOS_IMAGE as THANOS;
+pub use super::tracing_backend::JAEGER_IMAGE as JAEGER;
+pub use crate::profiling::PARCA_IMAGE as PARCA;
+
+/// Consul (HashiCorp's image; the old `consul` library image is no longer published).
+pub const CONSUL: &str = "hashicorp/consul:1.19.2";
+/// etcd.
+pub const ETCD: &str = "gcr.io/etcd-development/etcd:v3.5.15";
+/// Memcached.
+pub const MEMCACHED: &str = "memcached:1.6.29";
+/// DynamoDB local.
+pub const DYNAMODB: &str = "amazon/dynamodb-local:2.5.2";
+/// The Bigtable emulator.
+pub const BIGTABLE: &str = "shopify/bigtable-emulator:0.1.0";
+/// Cassandra.
+pub const CASSANDRA: &str = "rinscy/cassandra:3.11.0";
+/// OpenStack Swift, all in one container.
+pub const SWIFT: &str = "bouncestorage/swift-aio:55ba4331";
