@@ -183,7 +183,27 @@ impl EnvCore {
         {
             eprintln!("e2ekit: closing environment {:?}: {e}", self.name);
         }
-        remove_dir(&self.shared_dir);
+        match std::fs::remove_dir_all(&self.shared_dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                // Files a container wrote as another user (root, mostly): delete them as root
+                // through the engine, then what is left is ours.
+                self.trace(|| "removing files owned by another user through the engine".into());
+                if let Err(e) = crate::root_cleanup::remove_contents_as_root(
+                    backend,
+                    &self.name,
+                    &self.shared_dir,
+                )
+                .await
+                {
+                    eprintln!(
+                        "e2ekit: could not remove files written by containers as another user in {}: {e}",
+                        self.shared_dir.display()
+                    );
+                }
+                remove_dir(&self.shared_dir);
+            }
+            _ => remove_dir(&self.shared_dir),
+        }
     }
 }
 

@@ -32,6 +32,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use crate::backend::Backend;
 use crate::env::Environment;
 use crate::error::{Error, Result};
 use crate::options::{Command, StartOptions};
@@ -187,7 +188,11 @@ impl HostImage {
 
     /// Builds (or finds) the image on the environment's engine; returns its reference.
     pub async fn build(&self, env: &Environment) -> Result<String> {
-        let backend = env.core().backend.clone();
+        self.build_on(env.core().backend.as_ref()).await
+    }
+
+    /// [`HostImage::build`] on a given engine connection.
+    pub(crate) async fn build_on(&self, backend: &dyn Backend) -> Result<String> {
         let (tar, changes) = self.assemble()?;
         let mut hasher = Sha256::new();
         hasher.update(&tar);

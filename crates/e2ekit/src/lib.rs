@@ -53,6 +53,7 @@ mod naming;
 pub mod options;
 pub mod probe;
 pub mod profiling;
+mod root_cleanup;
 pub mod runnable;
 pub mod sweep;
 

@@ -347,3 +347,82 @@ fn e2e_docker_cpus_sets_the_default_limit_and_the_builder_wins() {
         "{out}"
     );
 }
+
+/// The user and group the root-files scenario runs as when the suite itself runs as root:
+/// nobody, in the group that may use the engine socket.
+fn unprivileged_child(test: &str, envs: &[(&str, &str)]) -> std::process::Command {
+    use std::os::unix::fs::MetadataExt;
+    let socket = std::fs::metadata("/var/run/docker.sock").expect(
+        "this test runs the scenario as another user and needs the engine at /var/run/docker.sock",
+    );
+    let inner = common::child_command(test, envs);
+    let mut cmd = std::process::Command::new("setpriv");
+    cmd.args([
+        "--reuid=65534",
+        "--regid=65534",
+        &format!("--groups={}", socket.gid()),
+        "--",
+    ])
+    .arg(inner.get_program())
+    .args(inner.get_args())
+    .envs(envs.iter().copied());
+    cmd
+}
+
+#[tokio::test]
+async fn close_removes_files_containers_wrote_as_root() -> Result<()> {
+    const TEST: &str = "environment::close_removes_files_containers_wrote_as_root";
+    let as_root = std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false);
+    if as_root && std::env::var("E2EKIT_CHILD_ROOT_FILES").is_err() {
+        // Root can delete anything, so the scenario needs a user that cannot.
+        let out = unprivileged_child(TEST, &[("E2EKIT_CHILD_ROOT_FILES", "1")])
+            .output()
+            .expect("running the scenario as nobody needs setpriv (util-linux)");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned()
+            + &String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success(),
+            "the unprivileged scenario failed:\n{text}"
+        );
+        assert!(text.contains("scenario ran as uid 65534"), "{text}");
+        assert_eq!(leftovers("e2ekit-t-root-files"), (0, 0));
+        return Ok(());
+    }
+    let env = Environment::builder()
+        .name("e2ekit-t-root-files")
+        .build()
+        .await?;
+    let image = common::busybox(&env).await?;
+    let future = env.runnable("writer").future()?;
+    let deep = future.dir().join("deep");
+    let file = deep.join("file");
+    let writer = future.init(
+        StartOptions::new(image)
+            .user("0")
+            .command(Command::sh(format!(
+                "mkdir -p {deep} && touch {file} && chmod 700 {deep} && exec sleep 3600",
+                deep = deep.display(),
+                file = file.display()
+            )))
+            .readiness(CmdProbe::new(
+                Command::new("test").args(["-f".to_string(), file.display().to_string()]),
+            )),
+    )?;
+    start_and_wait_ready(&[&writer]).await?;
+    let denied = std::fs::read_dir(&deep).map(|_| ()).unwrap_err();
+    assert_eq!(
+        denied.kind(),
+        std::io::ErrorKind::PermissionDenied,
+        "precondition: we cannot delete what root wrote"
+    );
+    let shared = env.shared_dir().to_path_buf();
+    env.close().await;
+    assert!(!shared.exists(), "{} is left behind", shared.display());
+    let uid = std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
+        .unwrap_or(u32::MAX);
+    println!("scenario ran as uid {uid}");
+    Ok(())
+}
