@@ -60,7 +60,9 @@ pub use crate::profiling::{parca, Observable, Parca};
 pub use azurite::{azurite, azurite_writer, AZURITE_DEV_CONNECTION_STRING};
 pub use certs::Certificates;
 pub use minio::{minio, MINIO_ACCESS_KEY, MINIO_SECRET_KEY};
-pub use prometheus::{prometheus, Prometheus, PrometheusConfig, ScrapeConfig, StaticConfig};
+pub use prometheus::{
+    prometheus, GlobalConfig, Prometheus, PrometheusConfig, ScrapeConfig, StaticConfig,
+};
 pub use stores::{
     bigtable, cassandra, consul, dynamodb, etcd, memcached, swift, ETCD_METRICS_PORT,
 };
