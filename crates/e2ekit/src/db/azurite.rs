@@ -293,14 +293,6 @@ mod tests {
     use super::*;
     use crate::probe::Probe;
 
-    fn env_of(spec: &Spec) -> Vec<(&str, &str)> {
-        spec.options
-            .env
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect()
-    }
-
     fn blob_probe(spec: &Spec) -> &HttpProbe {
         match &spec.options.readiness {
             Some(Probe::Http(p)) => p,
@@ -361,7 +353,7 @@ mod tests {
             .wait_policy(policy);
         let spec = spec(&site("azurite-1"), &options).expect("spec");
         assert_eq!(
-            env_of(&spec),
+            spec.env_vars(),
             [("AZURITE_ACCOUNTS", "acc1:a2V5MQ==;acc2:a2V5Mg==")]
         );
         assert_eq!(
@@ -476,7 +468,7 @@ mod tests {
 
         assert_eq!(spec.options.volumes, ["/tmp/blocks dir:/shared:ro"]);
         assert_eq!(
-            env_of(&spec),
+            spec.env_vars(),
             [
                 ("HOME", "/tmp/e2e-test/data/writer-1"),
                 ("AZURE_CONFIG_DIR", "/tmp/e2e-test/data/writer-1/.azure"),

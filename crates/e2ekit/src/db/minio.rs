@@ -195,14 +195,6 @@ mod tests {
     use super::*;
     use crate::probe::Probe;
 
-    fn env_of(spec: &Spec) -> Vec<(&str, &str)> {
-        spec.options
-            .env
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect()
-    }
-
     fn env_value<'a>(spec: &'a Spec, key: &str) -> Option<&'a str> {
         spec.options
             .env
@@ -256,7 +248,7 @@ mod tests {
         );
         assert_eq!(spec.ports, [(ACCESS_PORT.to_string(), 8090)]);
         assert_eq!(
-            env_of(&spec),
+            spec.env_vars(),
             [
                 ("MINIO_ROOT_USER", "Cheescake"),
                 ("MINIO_ROOT_PASSWORD", "supersecret"),

@@ -83,6 +83,16 @@ impl Spec {
         self
     }
 
+    /// The environment variables of the spec, for tests.
+    #[cfg(test)]
+    pub(crate) fn env_vars(&self) -> Vec<(&str, &str)> {
+        self.options
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect()
+    }
+
     /// The content of a file of the spec, for tests.
     #[cfg(test)]
     pub(crate) fn file_text(&self, rel: &str) -> Option<String> {
