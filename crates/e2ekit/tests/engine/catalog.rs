@@ -275,12 +275,14 @@ async fn ask(stream: &mut tokio::net::TcpStream, request: &str, until: &str) -> 
 async fn memcached_answers_its_protocol() -> Result<()> {
     let env = env("e2ekit-t-catalog-memcached").await?;
     let image = memcached_image(&env).await?;
-    let mc = db::memcached(
+    let mc = db::memcached(&env, "mc-1", db::Options::new().image(image.clone()))?;
+    // A second one with a flag override, to see flags reach the server.
+    let small = db::memcached(
         &env,
-        "mc-1",
+        "mc-2",
         db::Options::new().image(image).flag("-m", "32"),
     )?;
-    start_and_wait_ready(&[&mc]).await?;
+    start_and_wait_ready(&[&mc, &small]).await?;
 
     let mut conn = tokio::net::TcpStream::connect(mc.endpoint(db::ACCESS_PORT)?)
         .await
@@ -295,9 +297,20 @@ async fn memcached_answers_its_protocol() -> Result<()> {
         ask(&mut conn, "get k\r\n", "END\r\n").await,
         "VALUE k 0 5\r\nhello\r\nEND\r\n"
     );
-    // The -m flag reached the server: 32 MiB limit.
     let stats = ask(&mut conn, "stats settings\r\n", "END\r\n").await;
-    assert!(stats.contains("STAT maxbytes 33554432"), "{stats}");
+    assert!(
+        stats.contains("STAT maxbytes 67108864"),
+        "default 64 MiB: {stats}"
+    );
+
+    let mut conn = tokio::net::TcpStream::connect(small.endpoint(db::ACCESS_PORT)?)
+        .await
+        .map_err(|e| Error::InvalidArgument(format!("connecting to memcached: {e}")))?;
+    let stats = ask(&mut conn, "stats settings\r\n", "END\r\n").await;
+    assert!(
+        stats.contains("STAT maxbytes 33554432"),
+        "-m 32 reached it: {stats}"
+    );
     env.close().await;
     Ok(())
 }
