@@ -126,6 +126,10 @@ pub(crate) trait Backend: Send + Sync + std::fmt::Debug {
         changes: Vec<String>,
     ) -> Result<()>;
     async fn tag_image(&self, image: &str, repo: &str, tag: &str) -> Result<()>;
+    /// The tags of every image built from host files (one entry per image).
+    async fn list_host_images(&self) -> Result<Vec<Vec<String>>>;
+    /// Removes one tag; `false` when a container uses the image, which stays.
+    async fn untag_image(&self, reference: &str) -> Result<bool>;
 
     async fn create_and_start(
         &self,

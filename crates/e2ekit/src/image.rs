@@ -340,6 +340,7 @@ impl HostImage {
         for (k, v) in &self.env {
             changes.push(format!("ENV {k}={v}"));
         }
+        changes.push(format!("LABEL {}=1", crate::labels::HOST_IMAGE));
         if let Some(ep) = &self.entrypoint {
             changes.push(format!("ENTRYPOINT {}", json_array(ep)));
         }

@@ -14,6 +14,9 @@ pub const ENV: &str = "e2ekit.env";
 pub const OWNER: &str = "e2ekit.owner";
 /// Runnable name (containers only).
 pub const RUNNABLE: &str = "e2ekit.runnable";
+/// Label on images built from host files ([`crate::HostImage`]), which `e2ekit gc --images`
+/// may remove: they are caches, rebuilt on demand.
+pub const HOST_IMAGE: &str = "e2ekit.host-image";
 
 /// This process's owner label (`host:pid:start-time`). Label resources you create by hand
 /// with it (and [`ENV`]) so sweeps know they are alive.

@@ -152,6 +152,40 @@ pub async fn remove_orphans(docker_host: Option<&str>) -> Result<Vec<String>> {
     remove_orphans_with(&connect(docker_host).await?).await
 }
 
+/// What [`prune_images`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PrunedImages {
+    /// Tags removed (an image goes with its last tag).
+    pub removed: Vec<String>,
+    /// Tags kept because a container (running or stopped) uses their image.
+    pub in_use: Vec<String>,
+}
+
+/// Removes images built from host files ([`crate::HostImage`]; they carry the label
+/// `e2ekit.host-image`) that no container uses, optionally only those whose repository starts
+/// with `repo_prefix`. They are build caches, rebuilt on demand; like `docker image prune`, run
+/// it when no scenario is building images.
+pub async fn prune_images(
+    docker_host: Option<&str>,
+    repo_prefix: Option<&str>,
+) -> Result<PrunedImages> {
+    let backend = connect(docker_host).await?;
+    let mut pruned = PrunedImages::default();
+    for tags in backend.list_host_images().await? {
+        for tag in tags {
+            if repo_prefix.is_some_and(|p| !tag.starts_with(p)) {
+                continue;
+            }
+            if backend.untag_image(&tag).await? {
+                pruned.removed.push(tag);
+            } else {
+                pruned.in_use.push(tag);
+            }
+        }
+    }
+    Ok(pruned)
+}
+
 /// Removes one environment, whoever owns it.
 pub async fn remove_environment(docker_host: Option<&str>, name: &str) -> Result<()> {
     remove_with(&connect(docker_host).await?, name).await

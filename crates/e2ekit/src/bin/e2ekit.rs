@@ -6,6 +6,7 @@
 //!                           owner-less ones stay)
 //! e2ekit gc --env NAME      remove one environment, whoever owns it
 //! e2ekit gc --all           remove every e2ekit environment, including kept and live ones
+//! e2ekit gc --images        remove images built from host files that no container uses
 //! ```
 //! The engine is `DOCKER_HOST` or the local socket.
 
@@ -13,7 +14,7 @@ use std::process::ExitCode;
 
 use e2ekit::sweep::{self, OwnerState};
 
-const USAGE: &str = "usage: e2ekit ls | e2ekit gc [--all | --env NAME]";
+const USAGE: &str = "usage: e2ekit ls | e2ekit gc [--all | --env NAME | --images]";
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
@@ -23,6 +24,7 @@ async fn main() -> ExitCode {
         ["ls"] => ls().await,
         ["gc"] => gc_orphans().await,
         ["gc", "--all"] => gc_all().await,
+        ["gc", "--images"] => gc_images().await,
         ["gc", "--env", name] => sweep::remove_environment(None, name)
             .await
             .map(|_| println!("removed {name}")),
@@ -89,5 +91,21 @@ async fn gc_all() -> e2ekit::Result<()> {
         println!("removed {}", env.name);
     }
     println!("removed {} environment(s)", envs.len());
+    Ok(())
+}
+
+async fn gc_images() -> e2ekit::Result<()> {
+    let pruned = sweep::prune_images(None, None).await?;
+    for tag in &pruned.removed {
+        println!("removed {tag}");
+    }
+    for tag in &pruned.in_use {
+        println!("kept {tag} (used by a container)");
+    }
+    println!(
+        "{} image tag(s) removed, {} in use",
+        pruned.removed.len(),
+        pruned.in_use.len()
+    );
     Ok(())
 }

@@ -26,9 +26,10 @@ use bollard::models::{
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, CreateImageOptionsBuilder, ImportImageOptionsBuilder,
-    KillContainerOptionsBuilder, ListContainersOptionsBuilder, ListNetworksOptionsBuilder,
-    LogsOptionsBuilder, RemoveContainerOptionsBuilder, StatsOptionsBuilder,
-    StopContainerOptionsBuilder, TagImageOptionsBuilder, WaitContainerOptionsBuilder,
+    KillContainerOptionsBuilder, ListContainersOptionsBuilder, ListImagesOptionsBuilder,
+    ListNetworksOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    StatsOptionsBuilder, StopContainerOptionsBuilder, TagImageOptionsBuilder,
+    WaitContainerOptionsBuilder,
 };
 use bollard::Docker;
 use futures_util::{StreamExt, TryStreamExt};
@@ -442,6 +443,50 @@ impl Backend for DockerBackend {
                     })
                 }
             }
+        }
+    }
+
+    async fn list_host_images(&self) -> Result<Vec<Vec<String>>> {
+        let label = labels::HOST_IMAGE.to_string();
+        let filters = HashMap::from([("label".to_string(), vec![label.clone()])]);
+        let images = within(
+            || format!("listing images labelled {label}"),
+            CALL_TIMEOUT,
+            self.docker.list_images(Some(
+                ListImagesOptionsBuilder::default()
+                    .filters(&filters)
+                    .build(),
+            )),
+        )
+        .await?;
+        Ok(images
+            .into_iter()
+            .map(|i| {
+                i.repo_tags
+                    .into_iter()
+                    .filter(|t| t != "<none>:<none>")
+                    .collect()
+            })
+            .collect())
+    }
+
+    async fn untag_image(&self, reference: &str) -> Result<bool> {
+        match within(
+            || format!("removing image {reference}"),
+            CALL_TIMEOUT,
+            self.docker.remove_image(
+                reference,
+                None::<bollard::query_parameters::RemoveImageOptions>,
+                None,
+            ),
+        )
+        .await
+        {
+            Ok(_) => Ok(true),
+            // In use by a container (running or not): keep it.
+            Err(Error::Engine { source, .. }) if status_code(&source) == Some(409) => Ok(false),
+            Err(Error::Engine { source, .. }) if is_not_found(&source) => Ok(true),
+            Err(e) => Err(e),
         }
     }
 
@@ -893,6 +938,7 @@ fn docker_archive(
     };
     let mut env = Vec::new();
     let mut config = Map::new();
+    let mut labels = Map::new();
     for change in changes {
         let (keyword, arg) = change.split_once(' ').unwrap_or((change.as_str(), ""));
         let exec_form =
@@ -905,6 +951,10 @@ fn docker_archive(
             "USER" => {
                 config.insert("User".into(), Value::from(arg));
             }
+            "LABEL" => {
+                let (k, v) = arg.split_once('=').unwrap_or((arg, ""));
+                labels.insert(k.to_string(), Value::from(v));
+            }
             "ENTRYPOINT" => {
                 config.insert("Entrypoint".into(), exec_form()?);
             }
@@ -915,6 +965,9 @@ fn docker_archive(
         }
     }
     config.insert("Env".into(), Value::Array(env));
+    if !labels.is_empty() {
+        config.insert("Labels".into(), Value::Object(labels));
+    }
     let diff_id = hex(layer);
     let image_config = serde_json::to_vec(&json!({
         "architecture": go_arch(),

@@ -108,3 +108,49 @@ async fn a_missing_binary_is_a_clear_build_error() -> Result<()> {
     env.close().await;
     Ok(())
 }
+
+#[tokio::test]
+async fn unused_host_images_are_pruned_and_used_ones_kept() -> Result<()> {
+    let env = Environment::builder()
+        .name("e2ekit-t-prune-images")
+        .build()
+        .await?;
+    // Unique content, so these images are this test's alone.
+    let nonce = format!(
+        "{:?}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+    );
+    let busybox_path = "/bin/busybox";
+    let image = |repo: &str| {
+        HostImage::new(repo)
+            .binary_at(busybox_path, "/bin/busybox")
+            .symlink("/bin/sleep", "/bin/busybox")
+            .content("/nonce", nonce.clone())
+    };
+    let unused = image("e2ekit-test/prune-me-unused").build(&env).await?;
+    let used = image("e2ekit-test/prune-me-used").build(&env).await?;
+    let sleeper = env
+        .runnable("sleeper")
+        .init(StartOptions::new(used.clone()).command(Command::new("sleep").arg("3600")))?;
+    sleeper.start().await?;
+
+    let pruned = e2ekit::sweep::prune_images(None, Some("e2ekit-test/prune-me-")).await?;
+    assert_eq!(pruned.removed, [unused.clone()], "{pruned:?}");
+    assert_eq!(pruned.in_use, [used.clone()], "{pruned:?}");
+    let exists = |reference: &str| {
+        std::process::Command::new("docker")
+            .args(["image", "inspect", reference])
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    };
+    assert!(!exists(&unused), "{unused} should be gone");
+    assert!(exists(&used), "{used} is in use and must stay");
+
+    env.close().await;
+    let pruned = e2ekit::sweep::prune_images(None, Some("e2ekit-test/prune-me-")).await?;
+    assert_eq!(pruned.removed, [used], "unused once its container is gone");
+    Ok(())
+}
