@@ -137,8 +137,8 @@ async fn unused_host_images_are_pruned_and_used_ones_kept() -> Result<()> {
     sleeper.start().await?;
 
     let pruned = e2ekit::sweep::prune_images(None, Some("e2ekit-test/prune-me-")).await?;
-    assert_eq!(pruned.removed, [unused.clone()], "{pruned:?}");
-    assert_eq!(pruned.in_use, [used.clone()], "{pruned:?}");
+    assert_eq!(pruned.removed, std::slice::from_ref(&unused), "{pruned:?}");
+    assert_eq!(pruned.in_use, std::slice::from_ref(&used), "{pruned:?}");
     let exists = |reference: &str| {
         std::process::Command::new("docker")
             .args(["image", "inspect", reference])
