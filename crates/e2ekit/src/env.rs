@@ -202,7 +202,9 @@ impl EnvCore {
                 }
                 remove_dir(&self.shared_dir);
             }
-            _ => remove_dir(&self.shared_dir),
+            Ok(()) => {}
+            // Retried once more by remove_dir, which reports what is left.
+            Err(_) => remove_dir(&self.shared_dir),
         }
     }
 }

@@ -43,6 +43,7 @@ pub mod db;
 mod docker;
 pub mod env;
 pub mod error;
+mod files;
 pub mod flags;
 pub mod image;
 pub mod interactive;

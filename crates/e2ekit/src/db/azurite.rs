@@ -8,7 +8,7 @@ use super::{Options, Site, Spec};
 use crate::env::Environment;
 use crate::error::{Error, Result};
 use crate::flags::Flags;
-use crate::options::{Command, StartOptions};
+use crate::options::Command;
 use crate::probe::HttpProbe;
 use crate::runnable::Runnable;
 
@@ -113,15 +113,13 @@ pub(crate) fn spec(site: &Site, options: &Options) -> Result<Spec> {
     if options.tls {
         probe = probe.https();
     }
-    let mut start = StartOptions::new(options.image_or(IMAGE))
+    let mut start = options
+        .start_options(IMAGE)
         .command(command)
         .readiness(probe)
         .host_user();
     if let Some(accounts) = &options.azurite_accounts {
         start = start.env("AZURITE_ACCOUNTS", accounts.clone());
-    }
-    if let Some(policy) = options.wait_policy {
-        start = start.wait_policy(policy);
     }
 
     let mut spec = Spec::new(start).port(BLOB_PORT, BLOB_PORT_NUMBER);
@@ -244,7 +242,8 @@ pub(crate) fn writer_spec(
         .arg(connection)
         .arg(site.path(WRITER_DONE))
         .disable_entrypoint();
-    let mut start = StartOptions::new(options.image_or(CLI_IMAGE))
+    let mut start = options
+        .start_options(CLI_IMAGE)
         .command(command)
         .volume(format!("{source}:{WRITER_SOURCE}:ro"))
         // The CLI writes its configuration and logs under its config dir; the host user has no
@@ -256,9 +255,6 @@ pub(crate) fn writer_spec(
     if let Some(ca) = &target.ca {
         // The CLI's HTTP stack (Python requests) trusts this bundle instead of the system's.
         start = start.env("REQUESTS_CA_BUNDLE", ca.display().to_string());
-    }
-    if let Some(policy) = options.wait_policy {
-        start = start.wait_policy(policy);
     }
     Ok(Spec::new(start))
 }

@@ -8,7 +8,7 @@ use crate::env::Environment;
 use crate::error::{Error, Result};
 use crate::flags::Flags;
 use crate::metrics::Instrumented;
-use crate::options::{Command, StartOptions};
+use crate::options::Command;
 use crate::probe::{AllProbe, HttpProbe};
 
 /// MinIO's access key (its root user), for S3 clients of [`minio`].
@@ -114,7 +114,8 @@ pub(crate) fn spec(site: &Site, bucket: &str, options: &Options) -> Result<Spec>
         s3 = s3.https();
     }
 
-    let mut start = StartOptions::new(options.image_or(IMAGE))
+    let mut start = options
+        .start_options(IMAGE)
         .command(command)
         .env("MINIO_ROOT_USER", MINIO_ACCESS_KEY)
         .env("MINIO_ROOT_PASSWORD", MINIO_SECRET_KEY)
@@ -127,9 +128,6 @@ pub(crate) fn spec(site: &Site, bucket: &str, options: &Options) -> Result<Spec>
         .host_user();
     if options.sse {
         start = start.env("MINIO_KMS_SECRET_KEY", kms_secret_key()?);
-    }
-    if let Some(policy) = options.wait_policy {
-        start = start.wait_policy(policy);
     }
 
     // Single-directory mode: a directory in the data directory is a bucket.

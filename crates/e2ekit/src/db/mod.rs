@@ -54,6 +54,7 @@ mod tracing_backend;
 use std::fmt;
 
 use crate::flags::Flags;
+use crate::options::StartOptions;
 use crate::probe::WaitPolicy;
 
 pub use crate::profiling::{parca, Observable, Parca};
@@ -166,9 +167,15 @@ impl Options {
         self
     }
 
-    /// The image to run: the override or the entry's official default.
-    pub(crate) fn image_or(&self, default: &str) -> String {
-        self.image.clone().unwrap_or_else(|| default.to_string())
+    /// Start options for the override image or the entry's official default, with the
+    /// user's wait policy if any.
+    pub(crate) fn start_options(&self, default_image: &str) -> StartOptions {
+        let image = self.image.as_deref().unwrap_or(default_image);
+        let start = StartOptions::new(image);
+        match self.wait_policy {
+            Some(policy) => start.wait_policy(policy),
+            None => start,
+        }
     }
 
     /// The entry's default flags with the user's overrides applied.

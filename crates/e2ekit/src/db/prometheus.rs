@@ -13,7 +13,7 @@ use crate::env::Environment;
 use crate::error::{Error, Result};
 use crate::flags::Flags;
 use crate::metrics::{Expectation, Instrumented, MetricsOptions};
-use crate::options::{Command, StartOptions};
+use crate::options::Command;
 use crate::probe::{HttpProbe, WaitPolicy};
 use crate::runnable::{AsRunnable, Runnable};
 
@@ -77,7 +77,8 @@ pub(crate) fn spec(site: &Site, options: &Options) -> Result<Spec> {
             .with("--log.level", "info")
             .with("--web.listen-address", format!(":{PORT}")),
     );
-    let mut start = StartOptions::new(options.image_or(DEFAULT_IMAGE))
+    let start = options
+        .start_options(DEFAULT_IMAGE)
         .command(
             Command::new("prometheus")
                 .args(flags.to_args())
@@ -85,9 +86,6 @@ pub(crate) fn spec(site: &Site, options: &Options) -> Result<Spec> {
         )
         .readiness(HttpProbe::new(ACCESS_PORT, "/-/ready"))
         .host_user();
-    if let Some(policy) = options.wait_policy {
-        start = start.wait_policy(policy);
-    }
     Ok(Spec::new(start)
         .port(ACCESS_PORT, PORT)
         .file(CONFIG_FILE, config.to_yaml()))
@@ -115,21 +113,8 @@ impl Prometheus {
     /// [`Error::ConfigRejected`] with its log when it refused it (it keeps the old one then).
     pub async fn set_config_yaml(&self, yaml: impl AsRef<str>) -> Result<()> {
         let runnable = self.instrumented.runnable();
-        let write =
-            |path: &Path| super::site::write_file(runnable.name(), path, yaml.as_ref().as_bytes());
-        // Renamed into place so a concurrent reload never reads half a file.
-        let tmp = self.config_file.with_extension("yml.tmp");
-        write(&tmp)?;
-        std::fs::rename(&tmp, &self.config_file).map_err(|e| {
-            Error::io(
-                format!(
-                    "replacing {} of runnable {:?}",
-                    self.config_file.display(),
-                    runnable.name()
-                ),
-                e,
-            )
-        })?;
+        // Replaced whole, so a concurrent reload never reads half a file.
+        crate::files::write_atomically(&self.config_file, yaml.as_ref())?;
         if !runnable.is_running() {
             return Ok(());
         }

@@ -11,7 +11,7 @@ use crate::env::Environment;
 use crate::error::Result;
 use crate::flags::Flags;
 use crate::metrics::Instrumented;
-use crate::options::{Command, StartOptions};
+use crate::options::Command;
 use crate::probe::{CmdProbe, HttpProbe, TcpProbe, WaitPolicy};
 use crate::runnable::Runnable;
 
@@ -37,13 +37,6 @@ fn image_command(options: &Options) -> Option<Command> {
     let mut args = separate_args(&options.flags).into_iter();
     let first = args.next()?;
     Some(Command::new(first).args(args))
-}
-
-fn with_wait(start: StartOptions, options: &Options, default: Option<WaitPolicy>) -> StartOptions {
-    match options.wait_policy.or(default) {
-        Some(policy) => start.wait_policy(policy),
-        None => start,
-    }
 }
 
 /// Consul in dev mode (a single server that elects itself at once), HTTP API on
@@ -75,11 +68,12 @@ pub(crate) fn consul_spec(_site: &Site, options: &Options) -> Result<Spec> {
             // The agent serves Prometheus metrics only with a retention time set.
             .with("-hcl", "telemetry { prometheus_retention_time = \"1m\" }"),
     );
-    let start = StartOptions::new(options.image_or(images::CONSUL))
+    let start = options
+        .start_options(images::CONSUL)
         .command(Command::new("agent").args(flags.to_args()))
         // An elected leader answers with its address; before that the body is `""`.
         .readiness(HttpProbe::new(ACCESS_PORT, "/v1/status/leader").body_contains(":8300"));
-    Ok(Spec::new(with_wait(start, options, None)).port(ACCESS_PORT, 8500))
+    Ok(Spec::new(start).port(ACCESS_PORT, 8500))
 }
 
 /// etcd with its client API on [`ACCESS_PORT`] (2379) and metrics and health on
@@ -104,7 +98,8 @@ pub(crate) fn etcd_spec(site: &Site, options: &Options) -> Result<Spec> {
             .with("--listen-metrics-urls", "http://0.0.0.0:9000")
             .with("--log-level", "error"),
     );
-    let start = StartOptions::new(options.image_or(images::ETCD))
+    let start = options
+        .start_options(images::ETCD)
         .command(
             Command::new("/usr/local/bin/etcd")
                 .args(flags.to_args())
@@ -113,7 +108,7 @@ pub(crate) fn etcd_spec(site: &Site, options: &Options) -> Result<Spec> {
         // /health answers 200 only once the member has a leader.
         .readiness(HttpProbe::new(ETCD_METRICS_PORT, "/health").body_contains("true"))
         .host_user();
-    Ok(Spec::new(with_wait(start, options, None))
+    Ok(Spec::new(start)
         .port(ACCESS_PORT, 2379)
         .port(ETCD_METRICS_PORT, 9000))
 }
@@ -127,10 +122,11 @@ pub fn memcached(env: &Environment, name: &str, options: Options) -> Result<Runn
 pub(crate) fn memcached_spec(_site: &Site, options: &Options) -> Result<Spec> {
     // Flags only: the official entrypoint prefixes arguments that start with `-` with
     // `memcached`, and the image runs as its unprivileged `memcache` user.
-    let start = StartOptions::new(options.image_or(images::MEMCACHED))
+    let start = options
+        .start_options(images::MEMCACHED)
         .command(Command::new("memcached").args(separate_args(&options.flags)))
         .readiness(TcpProbe::new(ACCESS_PORT));
-    Ok(Spec::new(with_wait(start, options, None)).port(ACCESS_PORT, 11211))
+    Ok(Spec::new(start).port(ACCESS_PORT, 11211))
 }
 
 /// DynamoDB local, in memory with one shared database, on [`ACCESS_PORT`] (8000). It exposes
@@ -142,14 +138,15 @@ pub fn dynamodb(env: &Environment, name: &str, options: Options) -> Result<Runna
 
 pub(crate) fn dynamodb_spec(_site: &Site, options: &Options) -> Result<Spec> {
     let flags = options.merged_flags(Flags::new().with("-inMemory", "").with("-sharedDb", ""));
-    let start = StartOptions::new(options.image_or(images::DYNAMODB))
+    let start = options
+        .start_options(images::DYNAMODB)
         .command(
             Command::new("-jar")
                 .arg("DynamoDBLocal.jar")
                 .args(separate_args(&flags)),
         )
         .readiness(HttpProbe::new(ACCESS_PORT, "/").status(400..=400));
-    Ok(Spec::new(with_wait(start, options, None)).port(ACCESS_PORT, 8000))
+    Ok(Spec::new(start).port(ACCESS_PORT, 8000))
 }
 
 /// The Bigtable emulator, gRPC on [`ACCESS_PORT`] (9035). Ready when it accepts connections.
@@ -158,12 +155,13 @@ pub fn bigtable(env: &Environment, name: &str, options: Options) -> Result<Runna
 }
 
 pub(crate) fn bigtable_spec(_site: &Site, options: &Options) -> Result<Spec> {
-    let mut start =
-        StartOptions::new(options.image_or(images::BIGTABLE)).readiness(TcpProbe::new(ACCESS_PORT));
+    let mut start = options
+        .start_options(images::BIGTABLE)
+        .readiness(TcpProbe::new(ACCESS_PORT));
     if let Some(command) = image_command(options) {
         start = start.command(command);
     }
-    Ok(Spec::new(with_wait(start, options, None)).port(ACCESS_PORT, 9035))
+    Ok(Spec::new(start).port(ACCESS_PORT, 9035))
 }
 
 /// Cassandra, CQL on [`ACCESS_PORT`] (9042). Ready when `nodetool` reports the node Up and
@@ -173,16 +171,21 @@ pub fn cassandra(env: &Environment, name: &str, options: Options) -> Result<Runn
 }
 
 pub(crate) fn cassandra_spec(_site: &Site, options: &Options) -> Result<Spec> {
-    let mut start = StartOptions::new(options.image_or(images::CASSANDRA)).readiness(
-        CmdProbe::new(Command::new("bash").args(["-c", "nodetool status | grep -q '^UN'"])),
-    );
+    let mut start = options
+        .start_options(images::CASSANDRA)
+        .readiness(CmdProbe::new(
+            Command::new("bash").args(["-c", "nodetool status | grep -q '^UN'"]),
+        ));
     if let Some(command) = image_command(options) {
         start = start.command(command);
     }
     let slow = WaitPolicy::timeout(Duration::from_secs(180))
         .min_interval(Duration::from_millis(250))
         .max_interval(Duration::from_secs(1));
-    Ok(Spec::new(with_wait(start, options, Some(slow))).port(ACCESS_PORT, 9042))
+    if options.wait_policy.is_none() {
+        start = start.wait_policy(slow);
+    }
+    Ok(Spec::new(start).port(ACCESS_PORT, 9042))
 }
 
 /// OpenStack Swift (all in one), proxy on [`ACCESS_PORT`] (8080), test account
@@ -193,12 +196,13 @@ pub fn swift(env: &Environment, name: &str, options: Options) -> Result<Runnable
 }
 
 pub(crate) fn swift_spec(_site: &Site, options: &Options) -> Result<Spec> {
-    let mut start = StartOptions::new(options.image_or(images::SWIFT))
+    let mut start = options
+        .start_options(images::SWIFT)
         .readiness(HttpProbe::new(ACCESS_PORT, "/").status(404..=404));
     if let Some(command) = image_command(options) {
         start = start.command(command);
     }
-    Ok(Spec::new(with_wait(start, options, None)).port(ACCESS_PORT, 8080))
+    Ok(Spec::new(start).port(ACCESS_PORT, 8080))
 }
 
 #[cfg(test)]

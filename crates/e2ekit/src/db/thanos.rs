@@ -14,7 +14,7 @@ use super::{Options, Site, Spec};
 use crate::env::Environment;
 use crate::error::Result;
 use crate::flags::Flags;
-use crate::options::{Command, StartOptions};
+use crate::options::Command;
 use crate::probe::HttpProbe;
 use crate::profiling::Observable;
 use crate::runnable::AsRunnable;
@@ -137,13 +137,11 @@ fn thanos_args(flags: &Flags) -> Vec<String> {
 /// A component's definition: `thanos <subcommand>` with its flags over the user's.
 fn component(subcommand: &str, defaults: Flags, options: &Options) -> Spec {
     let flags = options.merged_flags(defaults);
-    let mut start = StartOptions::new(options.image_or(THANOS_IMAGE))
+    let start = options
+        .start_options(THANOS_IMAGE)
         .command(Command::new(subcommand).args(thanos_args(&flags)))
         .host_user()
         .readiness(HttpProbe::new(HTTP.0, "/-/ready").status(200..=200));
-    if let Some(policy) = options.wait_policy {
-        start = start.wait_policy(policy);
-    }
     Spec::new(start).port(HTTP.0, HTTP.1).port(GRPC.0, GRPC.1)
 }
 

@@ -6,7 +6,7 @@ use crate::env::Environment;
 use crate::error::Result;
 use crate::flags::Flags;
 use crate::metrics::Instrumented;
-use crate::options::{Command, StartOptions};
+use crate::options::Command;
 use crate::probe::HttpProbe;
 
 /// The default image, pinned.
@@ -46,13 +46,11 @@ pub fn jaeger(env: &Environment, name: &str, options: Options) -> Result<Instrum
 /// own defaults apply (no command).
 pub(crate) fn spec(_site: &Site, options: &Options) -> Result<Spec> {
     let args = options.merged_flags(Flags::new()).to_args();
-    let mut start = StartOptions::new(options.image_or(JAEGER_IMAGE))
+    let mut start = options
+        .start_options(JAEGER_IMAGE)
         .readiness(HttpProbe::new("admin", "/").status(200..=200));
     if let Some((first, rest)) = args.split_first() {
         start = start.command(Command::new(first.clone()).args(rest.iter().cloned()));
-    }
-    if let Some(policy) = options.wait_policy {
-        start = start.wait_policy(policy);
     }
     Ok(PORTS.iter().fold(Spec::new(start), |spec, (name, port)| {
         spec.port(name, *port)

@@ -161,7 +161,7 @@ struct Watcher {
 
 impl EnvironmentListener for Watcher {
     fn on_change(&self, running: &[Runnable]) -> Result<()> {
-        prometheus::write_atomically(&self.targets, &prometheus::targets(running))?;
+        crate::files::write_atomically(&self.targets, prometheus::targets(running))?;
         if let Some((table, runtime)) = &self.usage {
             usage::track(table, &self.backend, runtime, running);
         }
@@ -184,11 +184,11 @@ pub async fn start_with(env: &Environment, options: MonitoringOptions) -> Result
         .with_ports([("http", 9090)])
         .future()?;
     let files = prometheus::ConfigFiles::in_dir(future.dir());
-    prometheus::write_atomically(
+    crate::files::write_atomically(
         &files.config,
-        &prometheus::config(&files, options.scrape_interval, &local_endpoint),
+        prometheus::config(&files, options.scrape_interval, &local_endpoint),
     )?;
-    prometheus::write_atomically(&files.targets, "[]")?;
+    crate::files::write_atomically(&files.targets, "[]")?;
     let runnable = future.init(
         StartOptions::new(image)
             .entrypoint(["/bin/prometheus"])

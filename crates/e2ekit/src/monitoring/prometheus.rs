@@ -140,14 +140,6 @@ fn target_group(job: &str, endpoint: &str, path: &str, scheme: &str) -> serde_js
     json!({"targets": [endpoint], "labels": labels})
 }
 
-/// Replaces a file so readers see the old or the new content, never a mix.
-pub(crate) fn write_atomically(path: &Path, content: &str) -> Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, content)
-        .map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(format!("replacing {}", path.display()), e))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,10 +13,10 @@ use serde_json::{json, Value};
 use super::profiled::Target;
 use crate::db::{Options, Site, Spec};
 use crate::env::Environment;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::flags::Flags;
 use crate::metrics::Instrumented;
-use crate::options::{Command, StartOptions};
+use crate::options::Command;
 use crate::probe::HttpProbe;
 use crate::runnable::{AsRunnable, Runnable};
 
@@ -76,13 +76,11 @@ pub(crate) fn spec(site: &Site, options: &Options) -> Result<Spec> {
         .with("--config-path", site.path(CONFIG_FILE))
         .with("--http-address", format!(":{HTTP_PORT}"));
     let flags = options.merged_flags(defaults);
-    let mut start = StartOptions::new(options.image_or(PARCA_IMAGE))
+    let start = options
+        .start_options(PARCA_IMAGE)
         .command(Command::new("/parca").args(flags.to_args()))
         .host_user()
         .readiness(HttpProbe::new(PORT_NAME, "/metrics"));
-    if let Some(policy) = options.wait_policy {
-        start = start.wait_policy(policy);
-    }
     Ok(Spec::new(start)
         .port(PORT_NAME, HTTP_PORT)
         .dir(DATA_DIR)
@@ -174,20 +172,10 @@ impl ConfigFile {
         if last.as_deref() == Some(text.as_str()) {
             return Ok(());
         }
-        write_atomically(&self.path, &text)?;
+        crate::files::write_atomically(&self.path, &text)?;
         *last = Some(text);
         Ok(())
     }
-}
-
-/// Writes a temporary file next to `path`, then renames it over `path`.
-fn write_atomically(path: &Path, content: &str) -> Result<()> {
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    std::fs::write(&tmp, content)
-        .map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(format!("replacing {}", path.display()), e))
 }
 
 impl Parca {
