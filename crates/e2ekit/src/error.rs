@@ -44,7 +44,7 @@ impl fmt::Display for LogTail {
 #[non_exhaustive]
 pub enum Error {
     /// The container engine could not be reached or did not answer in time.
-    #[error("cannot reach the container engine at {endpoint}: {reason}. Is the Docker daemon running and is DOCKER_HOST right?")]
+    #[error("cannot reach the container engine at {endpoint}: {reason}. Is the engine running, and is DOCKER_HOST (or the builder's engine) right?")]
     EngineUnreachable {
         /// Where we tried to connect (DOCKER_HOST or the default socket).
         endpoint: String,
@@ -52,14 +52,14 @@ pub enum Error {
         reason: String,
     },
 
-    /// An engine call failed.
-    #[error("engine call failed while {action}: {source}")]
+    /// An engine call failed. The engine's own error is the [`std::error::Error::source`].
+    #[error("engine call failed while {action}")]
     Engine {
         /// What e2ekit was doing, with the runnable or environment it was for.
         action: String,
-        /// The engine's error.
+        /// The engine client's error.
         #[source]
-        source: bollard::errors::Error,
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
 
     /// An engine call did not answer within its deadline.
@@ -204,6 +204,21 @@ pub enum Error {
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
 
+    /// A program on the test host that e2ekit relies on is missing or failed (`cargo build`
+    /// for [`crate::cargo_bin`], `rm` for cleaning up root-owned files, ...).
+    #[error("host tool {tool:?} {reason}")]
+    HostTool {
+        /// The program.
+        tool: String,
+        /// What went wrong ("is not installed", "failed with exit status 1", ...).
+        reason: String,
+    },
+
+    /// A service answered something e2ekit cannot use (an unexpected API result, a client
+    /// that could not be built). The message says what and from whom.
+    #[error("{0}")]
+    Unexpected(String),
+
     /// The metrics endpoint of a runnable could not be read or parsed.
     #[error("cannot read the metrics of runnable {runnable:?} from {url}: {reason}")]
     MetricsFetch {
@@ -283,10 +298,13 @@ impl Error {
         }
     }
 
-    pub(crate) fn engine(action: impl Into<String>, source: bollard::errors::Error) -> Self {
+    pub(crate) fn engine(
+        action: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
         Error::Engine {
             action: action.into(),
-            source,
+            source: source.into(),
         }
     }
 

@@ -38,49 +38,89 @@
 
 #![warn(missing_docs)]
 
-mod backend;
-pub mod db;
-mod docker;
-pub mod env;
+// Layers, bottom to top; a module imports only from layers below it (checked by
+// `.ci/check-layers`, explained in ARCHITECTURE.md):
+//   error, wait -> spec -> host -> engine -> env -> metrics -> prometheus
+//   -> monitoring, profiling -> db -> interactive, sweep, bin
 pub mod error;
-mod files;
-pub mod flags;
-pub mod image;
-pub mod interactive;
-pub mod labels;
+mod wait;
+
+mod spec;
+
+mod host;
+
+mod engine;
+
+#[doc(hidden)]
+pub mod env;
+
 pub mod metrics;
+
 pub mod monitoring;
-mod naming;
-pub mod options;
-pub mod probe;
 pub mod profiling;
-mod root_cleanup;
-pub mod runnable;
+
+pub mod db;
+
+pub mod interactive;
 pub mod sweep;
 
-pub use env::{Environment, EnvironmentBuilder, EnvironmentListener};
+pub use engine::{Engine, ExecOutput};
+pub use env::{
+    cargo_bin, containerize, start_and_wait_ready, AsRunnable, Containerized, Environment,
+    EnvironmentBuilder, EnvironmentListener, ExecOptions, FutureRunnable, Runnable,
+    RunnableBuilder,
+};
 pub use error::{Error, LogTail, MetricsWaitFailure, Result};
-pub use flags::Flags;
-pub use image::{cargo_bin, containerize, Containerized, HostImage};
+pub use host::{labels, HostImage};
 pub use metrics::{
     between, equals, equals_among_two, greater, greater_among_two, greater_or_equal, less,
     less_among_two, less_or_equal, CompositeInstrumented, Expectation, Instrumented, Matcher,
     MetricsOptions, StaticMetricsServer,
 };
-pub use options::{Command, StartOptions};
-pub use probe::{AllProbe, CmdProbe, HttpProbe, LogProbe, Probe, TcpProbe, WaitPolicy};
-pub use runnable::{
-    start_and_wait_ready, AsRunnable, ExecOptions, ExecOutput, FutureRunnable, Runnable,
-    RunnableBuilder,
+pub use spec::{
+    AllProbe, CmdProbe, Command, Flags, HttpProbe, LogProbe, Probe, StartOptions, TcpProbe,
 };
+pub use wait::WaitPolicy;
+
+/// Old module paths, kept so code written against them still compiles. Use the root
+/// re-exports (`e2ekit::Runnable`, ...) instead.
+#[doc(hidden)]
+pub mod runnable {
+    pub use crate::engine::ExecOutput;
+    pub use crate::env::{
+        start_and_wait_ready, AsRunnable, ExecOptions, FutureRunnable, Runnable, RunnableBuilder,
+    };
+}
+#[doc(hidden)]
+pub mod options {
+    pub use crate::spec::{Command, StartOptions};
+}
+#[doc(hidden)]
+pub mod probe {
+    pub use crate::spec::{AllProbe, CmdProbe, HttpProbe, LogProbe, Probe, TcpProbe};
+    pub use crate::wait::WaitPolicy;
+}
+#[doc(hidden)]
+pub mod image {
+    pub use crate::env::{cargo_bin, containerize, Containerized};
+    pub use crate::host::HostImage;
+}
+#[doc(hidden)]
+pub mod flags {
+    pub use crate::spec::flags::build_args;
+    pub use crate::spec::Flags;
+}
 
 /// Everything a scenario needs, in one import.
 pub mod prelude {
     pub use crate::db;
-    pub use crate::env::{Environment, EnvironmentBuilder, EnvironmentListener};
+    pub use crate::engine::{Engine, ExecOutput};
+    pub use crate::env::{
+        cargo_bin, containerize, start_and_wait_ready, AsRunnable, Environment, EnvironmentBuilder,
+        EnvironmentListener, ExecOptions, FutureRunnable, Runnable, RunnableBuilder,
+    };
     pub use crate::error::{Error, Result};
-    pub use crate::flags::Flags;
-    pub use crate::image::{cargo_bin, containerize, HostImage};
+    pub use crate::host::HostImage;
     pub use crate::interactive;
     pub use crate::metrics::{
         between, equals, equals_among_two, greater, greater_among_two, greater_or_equal, less,
@@ -88,12 +128,10 @@ pub mod prelude {
         MetricsOptions, StaticMetricsServer,
     };
     pub use crate::monitoring::{self, Monitoring, MonitoringOptions, Sample, Series};
-    pub use crate::options::{Command, StartOptions};
-    pub use crate::probe::{AllProbe, CmdProbe, HttpProbe, LogProbe, Probe, TcpProbe, WaitPolicy};
     pub use crate::profiling::{self, Observable};
-    pub use crate::runnable::{
-        start_and_wait_ready, AsRunnable, ExecOptions, ExecOutput, FutureRunnable, Runnable,
-        RunnableBuilder,
+    pub use crate::spec::{
+        AllProbe, CmdProbe, Command, Flags, HttpProbe, LogProbe, Probe, StartOptions, TcpProbe,
     };
+    pub use crate::wait::WaitPolicy;
     pub use std::time::Duration;
 }

@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 use super::certs::Certificates;
 use super::{Options, Site, Spec};
 use crate::env::Environment;
+use crate::env::Runnable;
 use crate::error::{Error, Result};
-use crate::flags::Flags;
-use crate::options::Command;
-use crate::probe::HttpProbe;
-use crate::runnable::Runnable;
+use crate::spec::Command;
+use crate::spec::Flags;
+use crate::spec::HttpProbe;
 
 /// The connection string of Azurite's built-in development account (`devstoreaccount1` and
 /// its well-known, public key), without an endpoint: append
@@ -287,7 +287,7 @@ fn validate_container(container: &str) -> Result<()> {
 mod tests {
     use super::super::site::testing::site;
     use super::*;
-    use crate::probe::Probe;
+    use crate::spec::Probe;
 
     fn blob_probe(spec: &Spec) -> &HttpProbe {
         match &spec.options.readiness {
@@ -340,7 +340,7 @@ mod tests {
 
     #[test]
     fn accounts_flags_image_and_wait_policy_come_from_options() {
-        let policy = crate::probe::WaitPolicy::timeout(std::time::Duration::from_secs(9));
+        let policy = crate::wait::WaitPolicy::timeout(std::time::Duration::from_secs(9));
         let options = Options::new()
             .azurite_accounts("acc1:a2V5MQ==;acc2:a2V5Mg==")
             .flag("--loose", "")

@@ -6,10 +6,10 @@ use super::certs::{random_bytes, Certificates};
 use super::{Options, Site, Spec, ACCESS_PORT};
 use crate::env::Environment;
 use crate::error::{Error, Result};
-use crate::flags::Flags;
 use crate::metrics::Instrumented;
-use crate::options::Command;
-use crate::probe::{AllProbe, HttpProbe};
+use crate::spec::Command;
+use crate::spec::Flags;
+use crate::spec::{AllProbe, HttpProbe};
 
 /// MinIO's access key (its root user), for S3 clients of [`minio`].
 pub const MINIO_ACCESS_KEY: &str = "Cheescake";
@@ -191,7 +191,7 @@ fn validate_bucket(bucket: &str) -> Result<()> {
 mod tests {
     use super::super::site::testing::site;
     use super::*;
-    use crate::probe::Probe;
+    use crate::spec::Probe;
 
     fn env_value<'a>(spec: &'a Spec, key: &str) -> Option<&'a str> {
         spec.options
@@ -376,7 +376,7 @@ mod tests {
 
     #[test]
     fn image_and_wait_policy_are_taken_from_options() {
-        let policy = crate::probe::WaitPolicy::timeout(std::time::Duration::from_secs(7));
+        let policy = crate::wait::WaitPolicy::timeout(std::time::Duration::from_secs(7));
         let options = Options::new()
             .image("minio/minio:RELEASE.2022-05-26T05-48-41Z")
             .wait_policy(policy);

@@ -53,9 +53,9 @@ mod tracing_backend;
 
 use std::fmt;
 
-use crate::flags::Flags;
-use crate::options::StartOptions;
-use crate::probe::WaitPolicy;
+use crate::spec::Flags;
+use crate::spec::StartOptions;
+use crate::wait::WaitPolicy;
 
 pub use crate::profiling::{parca, Observable, Parca};
 pub use azurite::{azurite, azurite_writer, AZURITE_DEV_CONNECTION_STRING};

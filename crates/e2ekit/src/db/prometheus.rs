@@ -10,12 +10,13 @@ use serde::Serialize;
 
 use super::{Options, Site, Spec, ACCESS_PORT};
 use crate::env::Environment;
+use crate::env::{AsRunnable, Runnable};
 use crate::error::{Error, Result};
-use crate::flags::Flags;
 use crate::metrics::{Expectation, Instrumented, MetricsOptions};
-use crate::options::Command;
-use crate::probe::{HttpProbe, WaitPolicy};
-use crate::runnable::{AsRunnable, Runnable};
+use crate::spec::Command;
+use crate::spec::Flags;
+use crate::spec::HttpProbe;
+use crate::wait::WaitPolicy;
 
 /// The official image.
 pub const DEFAULT_IMAGE: &str = crate::monitoring::prometheus::DEFAULT_IMAGE;
@@ -114,7 +115,7 @@ impl Prometheus {
     pub async fn set_config_yaml(&self, yaml: impl AsRef<str>) -> Result<()> {
         let runnable = self.instrumented.runnable();
         // Replaced whole, so a concurrent reload never reads half a file.
-        crate::files::write_atomically(&self.config_file, yaml.as_ref())?;
+        crate::host::fs::write_atomically(&self.config_file, yaml.as_ref())?;
         if !runnable.is_running() {
             return Ok(());
         }
@@ -358,7 +359,7 @@ impl ScrapeConfig {
 mod tests {
     use super::super::site::testing::site;
     use super::*;
-    use crate::probe::Probe;
+    use crate::spec::Probe;
 
     #[test]
     fn default_spec_matches_upstream_layout() {

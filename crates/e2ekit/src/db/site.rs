@@ -7,9 +7,9 @@
 use std::path::{Path, PathBuf};
 
 use crate::env::Environment;
+use crate::env::Runnable;
 use crate::error::{Error, Result};
-use crate::options::StartOptions;
-use crate::runnable::Runnable;
+use crate::spec::StartOptions;
 
 /// Where a runnable will live, known before it is registered.
 #[derive(Debug, Clone)]

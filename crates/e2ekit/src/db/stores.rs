@@ -8,12 +8,13 @@ use std::time::Duration;
 
 use super::{Options, Site, Spec, ACCESS_PORT};
 use crate::env::Environment;
+use crate::env::Runnable;
 use crate::error::Result;
-use crate::flags::Flags;
 use crate::metrics::Instrumented;
-use crate::options::Command;
-use crate::probe::{CmdProbe, HttpProbe, TcpProbe, WaitPolicy};
-use crate::runnable::Runnable;
+use crate::spec::Command;
+use crate::spec::Flags;
+use crate::spec::{CmdProbe, HttpProbe, TcpProbe};
+use crate::wait::WaitPolicy;
 
 use super::images;
 
@@ -209,7 +210,7 @@ pub(crate) fn swift_spec(_site: &Site, options: &Options) -> Result<Spec> {
 mod tests {
     use super::super::site::testing::site;
     use super::*;
-    use crate::probe::Probe;
+    use crate::spec::Probe;
 
     fn command(spec: &Spec) -> Vec<String> {
         spec.options

@@ -11,13 +11,13 @@
 //! passed whole.
 
 use super::{Options, Site, Spec};
+use crate::env::AsRunnable;
 use crate::env::Environment;
 use crate::error::Result;
-use crate::flags::Flags;
-use crate::options::Command;
-use crate::probe::HttpProbe;
 use crate::profiling::Observable;
-use crate::runnable::AsRunnable;
+use crate::spec::Command;
+use crate::spec::Flags;
+use crate::spec::HttpProbe;
 
 /// The default image, pinned. The querier links stores with `--endpoint` (Thanos 0.24 and
 /// later); upstream e2e used `--store`, deprecated since 0.24 and removed in 0.38, so querier
@@ -184,7 +184,7 @@ pub(crate) fn store_spec(site: &Site, bucket_config_yaml: &str, options: &Option
 mod tests {
     use super::super::site::testing::site;
     use super::*;
-    use crate::probe::Probe;
+    use crate::spec::Probe;
 
     fn args(spec: &Spec) -> Vec<String> {
         spec.options.command.as_ref().expect("command").to_vec()

@@ -4,10 +4,10 @@
 use super::{Options, Site, Spec};
 use crate::env::Environment;
 use crate::error::Result;
-use crate::flags::Flags;
 use crate::metrics::Instrumented;
-use crate::options::Command;
-use crate::probe::HttpProbe;
+use crate::spec::Command;
+use crate::spec::Flags;
+use crate::spec::HttpProbe;
 
 /// The default image, pinned.
 pub const JAEGER_IMAGE: &str = "jaegertracing/all-in-one:1.57";
@@ -61,7 +61,7 @@ pub(crate) fn spec(_site: &Site, options: &Options) -> Result<Spec> {
 mod tests {
     use super::super::site::testing::site;
     use super::*;
-    use crate::probe::Probe;
+    use crate::spec::Probe;
 
     #[test]
     fn jaeger_exposes_its_ports_and_is_ready_on_the_admin_health_check() {

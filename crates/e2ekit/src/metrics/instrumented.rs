@@ -8,9 +8,9 @@ use super::expectation::Expectation;
 use super::options::{default_metrics_wait, MetricsOptions};
 use super::parse::parse;
 use super::sum::{sum_metrics, SumError};
+use crate::env::{AsRunnable, Runnable};
 use crate::error::{Error, MetricsWaitFailure, Result};
-use crate::probe::WaitPolicy;
-use crate::runnable::{AsRunnable, Runnable};
+use crate::wait::WaitPolicy;
 
 /// Metadata keys marking an instrumented runnable's metrics endpoint.
 pub(crate) const META_PORT: &str = "e2ekit.metrics.port";

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::matcher::Matcher;
 use super::sum::SumOptions;
-use crate::probe::WaitPolicy;
+use crate::wait::WaitPolicy;
 
 /// How metrics are selected, summed and waited for.
 ///

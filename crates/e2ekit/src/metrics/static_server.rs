@@ -5,11 +5,11 @@ use std::path::PathBuf;
 
 use super::instrumented::Instrumented;
 use crate::env::Environment;
+use crate::env::{AsRunnable, Runnable};
 use crate::error::{Error, Result};
-use crate::image::HostImage;
-use crate::options::{Command, StartOptions};
-use crate::probe::HttpProbe;
-use crate::runnable::{AsRunnable, Runnable};
+use crate::host::HostImage;
+use crate::spec::HttpProbe;
+use crate::spec::{Command, StartOptions};
 
 /// Where the host's static busybox is looked for (`E2EKIT_BUSYBOX` overrides it).
 const BUSYBOX: &str = "/bin/busybox";

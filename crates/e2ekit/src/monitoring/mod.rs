@@ -26,12 +26,13 @@ use std::time::{Duration, SystemTime};
 pub use chart::{Chart, Panel};
 pub use query::{Sample, Series};
 
+use crate::env::Runnable;
 use crate::env::{Environment, EnvironmentListener};
 use crate::error::{Error, MetricsWaitFailure, Result};
 use crate::metrics::Instrumented;
-use crate::options::{Command, StartOptions};
-use crate::probe::{HttpProbe, WaitPolicy};
-use crate::runnable::Runnable;
+use crate::spec::HttpProbe;
+use crate::spec::{Command, StartOptions};
+use crate::wait::WaitPolicy;
 
 /// Options of [`start_with`].
 #[derive(Clone)]
@@ -156,12 +157,12 @@ pub async fn start(env: &Environment) -> Result<Monitoring> {
 struct Watcher {
     targets: std::path::PathBuf,
     usage: Option<(usage::UsageTable, tokio::runtime::Handle)>,
-    backend: Arc<dyn crate::backend::Backend>,
+    backend: Arc<dyn crate::engine::Backend>,
 }
 
 impl EnvironmentListener for Watcher {
     fn on_change(&self, running: &[Runnable]) -> Result<()> {
-        crate::files::write_atomically(&self.targets, prometheus::targets(running))?;
+        crate::host::fs::write_atomically(&self.targets, prometheus::targets(running))?;
         if let Some((table, runtime)) = &self.usage {
             usage::track(table, &self.backend, runtime, running);
         }
@@ -184,11 +185,11 @@ pub async fn start_with(env: &Environment, options: MonitoringOptions) -> Result
         .with_ports([("http", 9090)])
         .future()?;
     let files = prometheus::ConfigFiles::in_dir(future.dir());
-    crate::files::write_atomically(
+    crate::host::fs::write_atomically(
         &files.config,
         prometheus::config(&files, options.scrape_interval, &local_endpoint),
     )?;
-    crate::files::write_atomically(&files.targets, "[]")?;
+    crate::host::fs::write_atomically(&files.targets, "[]")?;
     let runnable = future.init(
         StartOptions::new(image)
             .entrypoint(["/bin/prometheus"])
@@ -338,7 +339,7 @@ mod tests {
             .iter()
             .any(|v| v == "/var/lib/docker/:/var/lib/docker:ro"));
         assert!(opts.volumes.iter().any(|v| v == "/sys:/sys:ro"));
-        assert!(matches!(opts.readiness, Some(crate::probe::Probe::Http(_))));
+        assert!(matches!(opts.readiness, Some(crate::spec::Probe::Http(_))));
         let with = MonitoringOptions::new().cadvisor(CADVISOR_IMAGE);
         assert_eq!(with.cadvisor.as_deref(), Some(CADVISOR_IMAGE));
         assert!(MonitoringOptions::new().cadvisor.is_none());

@@ -11,10 +11,10 @@ use std::time::Duration;
 use serde_json::json;
 
 use crate::env::Environment;
+use crate::env::Runnable;
 use crate::error::{Error, Result};
-use crate::image::HostImage;
+use crate::host::HostImage;
 use crate::metrics::{META_PATH, META_PORT, META_SCHEME};
-use crate::runnable::Runnable;
 
 /// The official image, used when it can be pulled.
 pub const DEFAULT_IMAGE: &str = "quay.io/prometheus/prometheus:v2.53.0";

@@ -9,8 +9,8 @@ use std::sync::{Arc, Mutex};
 
 use futures_util::StreamExt;
 
-use crate::backend::{Backend, UsageSample};
-use crate::runnable::Runnable;
+use crate::engine::{Backend, UsageSample};
+use crate::env::Runnable;
 
 #[derive(Debug, Clone)]
 pub(crate) struct Entry {

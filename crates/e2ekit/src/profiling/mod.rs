@@ -32,11 +32,11 @@ use std::time::Duration;
 pub use parca::{parca, Parca, PARCA_IMAGE};
 pub use profiled::Profiled;
 
+use crate::env::{AsRunnable, Runnable};
 use crate::env::{Environment, EnvironmentListener};
 use crate::error::Result;
 use crate::metrics::Instrumented;
-use crate::probe::WaitPolicy;
-use crate::runnable::{AsRunnable, Runnable};
+use crate::wait::WaitPolicy;
 
 /// A runnable that is both instrumented (Prometheus metrics) and profiled (pprof handlers), on
 /// the same port. It dereferences to [`Instrumented`], so metric waits work on it directly,
@@ -221,7 +221,7 @@ pub async fn start_with(env: &Environment, options: ProfilingOptions) -> Result<
         config: parca.config_file().clone(),
         scrape_interval: options.scrape_interval,
     }));
-    crate::runnable::start_and_wait_ready(&[&parca]).await?;
+    crate::env::start_and_wait_ready(&[&parca]).await?;
     Ok(Profiling { parca })
 }
 

@@ -13,12 +13,12 @@ use serde_json::{json, Value};
 use super::profiled::Target;
 use crate::db::{Options, Site, Spec};
 use crate::env::Environment;
+use crate::env::{AsRunnable, Runnable};
 use crate::error::Result;
-use crate::flags::Flags;
 use crate::metrics::Instrumented;
-use crate::options::Command;
-use crate::probe::HttpProbe;
-use crate::runnable::{AsRunnable, Runnable};
+use crate::spec::Command;
+use crate::spec::Flags;
+use crate::spec::HttpProbe;
 
 /// Parca's official image, pinned.
 pub const PARCA_IMAGE: &str = "ghcr.io/parca-dev/parca:v0.22.0";
@@ -172,7 +172,7 @@ impl ConfigFile {
         if last.as_deref() == Some(text.as_str()) {
             return Ok(());
         }
-        crate::files::write_atomically(&self.path, &text)?;
+        crate::host::fs::write_atomically(&self.path, &text)?;
         *last = Some(text);
         Ok(())
     }
@@ -221,7 +221,7 @@ impl AsRunnable for Parca {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::probe::Probe;
+    use crate::spec::Probe;
 
     /// The fixed site of catalog tests (`db::site::testing` is private to `db`).
     fn site(name: &str) -> Site {

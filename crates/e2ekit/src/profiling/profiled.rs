@@ -3,8 +3,8 @@
 use std::fmt;
 use std::ops::Deref;
 
+use crate::env::{AsRunnable, Runnable};
 use crate::error::{Error, Result};
-use crate::runnable::{AsRunnable, Runnable};
 
 /// Metadata keys marking a profiled runnable's pprof endpoint.
 pub(crate) const META_PPROF_PORT: &str = "e2ekit.pprof.port";

@@ -23,19 +23,21 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use tokio::sync::{watch, Notify};
 
-use crate::backend::{Backend, ContainerSpec};
-use crate::env::EnvCore;
+use super::core::{container_name, runnable_dir, EnvCore};
+use super::ready::{PortTarget, ProbeTarget};
+use crate::engine::{Backend, ContainerSpec, ExecOutput, ExecRequest, Mount};
 use crate::error::{Error, LogTail, Result};
-use crate::options::{Command, StartOptions};
-use crate::probe::{LogProbe, Probe, ProbeTarget};
+use crate::host::fs::{lock, open_permissions};
+use crate::spec::{Command, LogProbe, Probe, StartOptions};
+use crate::wait::Poll;
 
 /// How many lines of container output errors carry.
 pub(crate) const LOG_TAIL_LINES: usize = 20;
@@ -43,17 +45,6 @@ pub(crate) const LOG_TAIL_LINES: usize = 20;
 const STOP_GRACE: Duration = Duration::from_secs(30);
 /// Longest single probe attempt.
 const MAX_ATTEMPT: Duration = Duration::from_secs(2);
-
-/// What a command run with [`Runnable::exec`] printed and how it exited.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ExecOutput {
-    /// The command's exit code.
-    pub exit_code: i64,
-    /// Everything written to stdout.
-    pub stdout: String,
-    /// Everything written to stderr.
-    pub stderr: String,
-}
 
 /// Extra settings for [`Runnable::exec_with`].
 #[derive(Debug, Clone, Default)]
@@ -116,14 +107,14 @@ impl RunnableBuilder {
     /// Registers the name and returns a runnable that can be linked to before it is defined.
     pub fn future(self) -> Result<FutureRunnable> {
         self.core.register(&self.name)?;
-        let dir = self.core.shared_dir.join("data").join(&self.name);
+        let dir = runnable_dir(&self.core.shared_dir, &self.name);
         std::fs::create_dir_all(&dir).map_err(|e| {
             Error::io(
                 format!("creating the directory of runnable {:?}", self.name),
                 e,
             )
         })?;
-        set_open_permissions(&dir);
+        open_permissions(&dir);
         Ok(FutureRunnable {
             core: self.core,
             name: self.name,
@@ -136,16 +127,6 @@ impl RunnableBuilder {
     pub fn init(self, options: StartOptions) -> Result<Runnable> {
         self.future()?.init(options)
     }
-}
-
-fn set_open_permissions(dir: &Path) {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777));
-    }
-    #[cfg(not(unix))]
-    let _ = dir;
 }
 
 /// A registered runnable whose start options are not given yet.
@@ -173,16 +154,26 @@ impl FutureRunnable {
         internal_endpoint(&self.core, &self.name, &self.ports, port)
     }
 
-    /// Gives the start options; checks that the readiness probe uses declared ports.
+    /// Gives the start options; checks that the readiness probe uses declared ports and that
+    /// volumes are `/host:/container[:ro]` with absolute paths.
     pub fn init(self, options: StartOptions) -> Result<Runnable> {
         if let Some(probe) = &options.readiness {
             for port in probe.port_names() {
                 port_of(&self.name, &self.ports, port)?;
             }
         }
+        let mounts = options
+            .volumes
+            .iter()
+            .map(|v| {
+                Mount::parse(v)
+                    .map_err(|e| Error::InvalidArgument(format!("runnable {:?}: {e}", self.name)))
+            })
+            .collect::<Result<Vec<_>>>()?;
         Ok(Runnable {
             inner: Arc::new(RunnableInner {
-                container_name: container_name(&self.core, &self.name),
+                container_name: container_name(&self.core.name, &self.name),
+                mounts,
                 core: self.core,
                 name: self.name,
                 ports: self.ports,
@@ -194,10 +185,6 @@ impl FutureRunnable {
             }),
         })
     }
-}
-
-fn container_name(core: &EnvCore, name: &str) -> String {
-    format!("{}-{name}", core.name)
 }
 
 fn port_of(runnable: &str, ports: &[(String, u16)], port: &str) -> Result<u16> {
@@ -219,15 +206,15 @@ fn internal_endpoint(
     port: &str,
 ) -> Result<String> {
     let p = port_of(name, ports, port)?;
-    Ok(format!("{}:{p}", container_name(core, name)))
+    Ok(format!("{}:{p}", container_name(&core.name, name)))
 }
 
 /// A started (or startable) container; cloned out of the lock by waits.
 #[derive(Clone)]
 struct Running {
     id: String,
-    ip: Option<IpAddr>,
-    host_ports: BTreeMap<u16, u16>,
+    direct_ip: Option<IpAddr>,
+    published: BTreeMap<u16, SocketAddr>,
     exit: watch::Receiver<Option<i64>>,
     probe: Option<Probe>,
     log_lines: Arc<Notify>,
@@ -240,6 +227,7 @@ pub(crate) struct RunnableInner {
     ports: Vec<(String, u16)>,
     dir: PathBuf,
     options: StartOptions,
+    mounts: Vec<Mount>,
     state: Mutex<Option<Running>>,
     metadata: Mutex<BTreeMap<String, String>>,
     /// Serialises start/stop/kill of one runnable.
@@ -262,10 +250,6 @@ impl fmt::Debug for Runnable {
             .field("running", &self.is_running())
             .finish()
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Runnable {
@@ -310,7 +294,8 @@ impl Runnable {
         internal_endpoint(&self.inner.core, &self.inner.name, &self.inner.ports, port)
     }
 
-    /// `127.0.0.1:<host port>`, reachable from the host. Errors when not running.
+    /// `<host>:<port>` where the test process reaches the named port: `127.0.0.1:<mapped>`
+    /// on a local engine, the engine's host on a remote one. Errors when not running.
     pub fn endpoint(&self, port: &str) -> Result<String> {
         let container_port = port_of(&self.inner.name, &self.inner.ports, port)?;
         let state = lock(&self.inner.state);
@@ -318,18 +303,19 @@ impl Runnable {
             .as_ref()
             .filter(|r| r.exit.borrow().is_none())
             .ok_or_else(|| self.not_running(&format!("get the endpoint of port {port:?} of")))?;
-        let host_port = running.host_ports.get(&container_port).ok_or_else(|| {
-            Error::InvalidArgument(format!(
-                "port {port:?} ({container_port}) of runnable {:?} has no published host port",
+        let published = running.published.get(&container_port).ok_or_else(|| {
+            Error::Unexpected(format!(
+                "the engine published no host port for port {port:?} ({container_port}) of runnable {:?}",
                 self.inner.name
             ))
         })?;
-        Ok(format!("127.0.0.1:{host_port}"))
+        Ok(published.to_string())
     }
 
-    /// The container's address on the environment network, when running.
+    /// The container's address on the environment network, when running and when the test
+    /// process can route to it (a local Linux engine).
     pub fn container_ip(&self) -> Option<IpAddr> {
-        lock(&self.inner.state).as_ref().and_then(|r| r.ip)
+        lock(&self.inner.state).as_ref().and_then(|r| r.direct_ip)
     }
 
     /// Attaches a key/value to the runnable (shared by all clones). e2ekit marks instrumented
@@ -387,10 +373,9 @@ impl Runnable {
             Some(c) => (opts.entrypoint.clone(), Some(c.to_vec())),
             None => (opts.entrypoint.clone(), None),
         };
-        let shared = core.shared_dir.display().to_string();
-        let mut binds = vec![format!("{shared}:{shared}")];
-        binds.extend(core.volumes.iter().cloned());
-        binds.extend(opts.volumes.iter().cloned());
+        let mut mounts = vec![Mount::same_path(&core.shared_dir)];
+        mounts.extend(core.volumes.iter().cloned());
+        mounts.extend(self.inner.mounts.iter().cloned());
         ContainerSpec {
             name: self.inner.container_name.clone(),
             hostname: self.inner.name.clone(),
@@ -398,17 +383,17 @@ impl Runnable {
             image: opts.image.clone(),
             entrypoint,
             cmd,
-            env: opts.env.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+            env: opts.env.clone(),
             user: opts.user.clone(),
             labels: core.container_labels(&self.inner.name),
             ports: self.inner.ports.iter().map(|(_, p)| *p).collect(),
-            binds,
+            mounts,
             userns: opts.userns.clone(),
             privileged: opts.privileged,
             capabilities: opts.capabilities.clone(),
             memory_bytes: opts.memory_bytes,
             nano_cpus: opts.cpus.or(core.cpus).map(|c| (c * 1e9) as i64),
-            network: core.network.name.clone(),
+            network: Some(core.network.name.clone()),
         }
     }
 
@@ -463,8 +448,8 @@ impl Runnable {
         }
         *lock(&self.inner.state) = Some(Running {
             id: started.id.clone(),
-            ip: started.ip,
-            host_ports: started.host_ports.clone(),
+            direct_ip: started.direct_ip,
+            published: started.published.clone(),
             exit: exit_rx,
             probe,
             log_lines,
@@ -474,8 +459,8 @@ impl Runnable {
         }
         let mut how = format!("{name} (container {})", self.inner.container_name);
         for (port_name, port) in &self.inner.ports {
-            if let Some(host_port) = started.host_ports.get(port) {
-                how.push_str(&format!(" {port_name}=127.0.0.1:{host_port}"));
+            if let Some(published) = started.published.get(port) {
+                how.push_str(&format!(" {port_name}={published}"));
             }
         }
         core.set_reachable(name, Some(how));
@@ -511,26 +496,28 @@ impl Runnable {
         };
         let policy = self.inner.options.wait_policy;
         let policy = policy.min_interval(policy.min_interval.max(probe.min_interval()));
-        let ports: BTreeMap<String, (u16, Option<u16>)> = self
+        let ports: BTreeMap<String, PortTarget> = self
             .inner
             .ports
             .iter()
-            .map(|(n, p)| (n.clone(), (*p, snap.host_ports.get(p).copied())))
+            .map(|(n, p)| {
+                let target = PortTarget {
+                    container_port: *p,
+                    published: snap.published.get(p).copied(),
+                };
+                (n.clone(), target)
+            })
             .collect();
-        let started = Instant::now();
-        let deadline = started + policy.timeout;
-        let mut intervals = policy.intervals();
-        let mut attempts = 0u32;
-        let mut last_error;
+        let mut poll = Poll::new(policy);
         loop {
-            attempts += 1;
-            let remaining = deadline.saturating_duration_since(Instant::now());
+            poll.attempt();
+            let remaining = poll.remaining();
             let target = ProbeTarget {
                 runnable: &self.inner.name,
                 backend: self.backend(),
                 http: &self.inner.core.http,
                 container_id: &snap.id,
-                container_ip: snap.ip,
+                direct_ip: snap.direct_ip,
                 ports: &ports,
                 user: self.inner.options.user.as_deref(),
                 attempt_timeout: remaining.min(MAX_ATTEMPT).max(Duration::from_millis(50)),
@@ -541,30 +528,25 @@ impl Runnable {
                 }
                 _ = snap.exit.changed() => Err("the container stopped".to_string()),
             };
-            match attempt {
+            let last_error = match attempt {
                 Ok(()) => {
-                    tracing::debug!(runnable = %self.inner.name, attempts, elapsed = ?started.elapsed(), "ready");
+                    tracing::debug!(runnable = %self.inner.name, attempts = poll.attempts(), elapsed = ?poll.elapsed(), "ready");
                     return Ok(());
                 }
-                Err(e) => last_error = e,
-            }
+                Err(e) => e,
+            };
             if let Some(code) = self.exit_code_of(&snap) {
                 return Err(self.exited(&snap.id, code, "waiting for readiness").await);
             }
-            let now = Instant::now();
-            if now >= deadline {
+            let Some(pause) = poll.next_pause() else {
                 return Err(Error::NotReady {
                     runnable: self.inner.name.clone(),
-                    after: started.elapsed(),
-                    attempts,
+                    after: poll.elapsed(),
+                    attempts: poll.attempts(),
                     last_error,
                     logs: LogTail(self.backend().log_tail(&snap.id, LOG_TAIL_LINES).await),
                 });
-            }
-            let pause = intervals
-                .next()
-                .unwrap_or(policy.max_interval)
-                .min(deadline - now);
+            };
             tokio::select! {
                 _ = tokio::time::sleep(pause) => {}
                 _ = snap.exit.changed() => {}
@@ -641,14 +623,14 @@ impl Runnable {
         if snap.exit.borrow().is_some() {
             return Err(self.not_running(&action));
         }
-        let argv = command.to_vec();
-        let user = options
-            .user
-            .as_deref()
-            .or(self.inner.options.user.as_deref());
+        let request = ExecRequest {
+            argv: command.to_vec(),
+            stdin: options.stdin,
+            user: options.user.or_else(|| self.inner.options.user.clone()),
+        };
         let out = self
             .backend()
-            .exec(&snap.id, &self.inner.name, &argv, options.stdin, user)
+            .exec(&snap.id, &self.inner.name, &request)
             .await?;
         for line in out.stdout.lines().chain(out.stderr.lines()) {
             println!("{} (exec): {line}", self.inner.name);

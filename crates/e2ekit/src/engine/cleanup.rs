@@ -8,10 +8,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::backend::{Backend, ContainerSpec};
+use super::{build_host_image, Backend, ContainerSpec, Mount};
 use crate::error::{Error, Result};
-use crate::image::HostImage;
-use crate::labels;
+use crate::host::{labels, HostImage};
 
 const MOUNT: &str = "/e2ekit-cleanup";
 
@@ -28,13 +27,15 @@ pub(crate) async fn remove_contents_as_root(
     env: &str,
     dir: &Path,
 ) -> Result<()> {
-    let rm = host_rm().ok_or_else(|| {
-        Error::InvalidArgument("no rm on this host to build a cleanup image from".to_string())
+    let rm = host_rm().ok_or_else(|| Error::HostTool {
+        tool: "rm".to_string(),
+        reason: "is not in /bin or /usr/bin, so no cleanup image can be built from it".to_string(),
     })?;
-    let image = HostImage::new("e2ekit/cleanup")
-        .binary_at(rm, "/bin/rm")
-        .build_on(backend)
-        .await?;
+    let image = build_host_image(
+        backend,
+        &HostImage::new("e2ekit/cleanup").binary_at(rm, "/bin/rm"),
+    )
+    .await?;
     let mut labels: BTreeMap<String, String> = BTreeMap::new();
     labels.insert(labels::ENV.to_string(), env.to_string());
     labels.insert(labels::OWNER.to_string(), labels::owner().to_string());
@@ -48,8 +49,12 @@ pub(crate) async fn remove_contents_as_root(
         cmd: Some(vec!["-rf".to_string(), MOUNT.to_string()]),
         user: Some("0".to_string()),
         labels,
-        binds: vec![format!("{}:{MOUNT}", dir.display())],
-        network: "none".to_string(),
+        mounts: vec![Mount {
+            host: dir.to_path_buf(),
+            container: MOUNT.to_string(),
+            read_only: false,
+        }],
+        network: None,
         ..ContainerSpec::default()
     };
     let started = backend.create_and_start(&spec, "e2ekit-cleanup").await?;

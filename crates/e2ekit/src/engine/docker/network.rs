@@ -12,7 +12,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use bollard::models::{Ipam, IpamConfig, NetworkCreateRequest};
 use bollard::Docker;
 
-use crate::backend::NetworkInfo;
+use crate::engine::NetworkInfo;
 use crate::error::{Error, Result};
 
 /// `E2EKIT_SUBNET_POOL` overrides the /16 the subnets come from (e.g. `10.77.0.0`).

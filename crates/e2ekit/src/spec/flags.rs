@@ -11,7 +11,7 @@
 //! flag (`"--web.enable-lifecycle"`).
 //!
 //! ```
-//! use e2ekit::flags::Flags;
+//! use e2ekit::Flags;
 //!
 //! let defaults = Flags::from([
 //!     ("--log.level", "info"),

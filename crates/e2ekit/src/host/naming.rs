@@ -8,7 +8,6 @@ use crate::error::{Error, Result};
 
 /// Longest environment name; leaves room for `-<runnable>` within a 63-character DNS label.
 pub(crate) const MAX_ENV_NAME: usize = 40;
-const RESERVED: [&str; 3] = ["bridge", "host", "none"];
 
 fn valid_chars(name: &str) -> bool {
     let mut chars = name.chars();
@@ -33,12 +32,24 @@ pub(crate) fn validate_env_name(name: &str) -> Result<()> {
             "use letters, digits, '-', '_' or '.', starting with a letter or digit".to_string(),
         ));
     }
-    if RESERVED.contains(&name) {
-        return Err(invalid(format!(
-            "{name:?} is the name of a built-in Docker network"
-        )));
-    }
     Ok(())
+}
+
+/// Checks a name against the names the engine keeps for itself (its built-in networks).
+/// A derived name that collides gets a hash suffix instead of an error.
+pub(crate) fn avoid_reserved(name: String, explicit: bool, reserved: &[&str]) -> Result<String> {
+    if !reserved.contains(&name.as_str()) {
+        return Ok(name);
+    }
+    if explicit {
+        return Err(Error::InvalidName {
+            what: "environment",
+            reason: format!("{name:?} is reserved by the container engine (one of {reserved:?})"),
+            name,
+        });
+    }
+    let hash = format!("{:08x}", stable_hash(&name) as u32);
+    Ok(format!("{name}-{hash}"))
 }
 
 /// Validates a runnable name within an environment.
@@ -105,7 +116,7 @@ pub(crate) fn derive(binary_stem: &str, test: Option<&str>) -> String {
     if name.is_empty() {
         name = "e2ekit".to_string();
     }
-    if name.len() > MAX_ENV_NAME || RESERVED.contains(&name.as_str()) {
+    if name.len() > MAX_ENV_NAME {
         // Keep the readable tail (the test function) and make the whole unique with a hash.
         let hash = format!("{:08x}", stable_hash(&raw) as u32);
         let keep = MAX_ENV_NAME - hash.len() - 1;
@@ -170,7 +181,7 @@ mod tests {
 
     #[test]
     fn bad_names_are_rejected_with_a_reason() {
-        for bad in ["", "-x", "a b", "bridge", &"x".repeat(41), "ünï"] {
+        for bad in ["", "-x", "a b", &"x".repeat(41), "ünï", "x/../victim", ".."] {
             let err = validate_env_name(bad).unwrap_err().to_string();
             assert!(err.contains("invalid environment name"), "{err}");
         }
@@ -178,5 +189,20 @@ mod tests {
         assert!(validate_runnable_name("env", "a/b").is_err());
         assert!(validate_runnable_name("env", &"x".repeat(60)).is_err());
         validate_runnable_name("env", "prometheus-1").unwrap();
+    }
+
+    #[test]
+    fn reserved_names_are_refused_when_explicit_and_hashed_when_derived() {
+        let reserved = ["bridge", "host", "none"];
+        assert!(avoid_reserved("host".into(), true, &reserved).is_err());
+        let derived = avoid_reserved("host".into(), false, &reserved).expect("derived");
+        assert!(
+            derived.starts_with("host-") && derived.len() == 13,
+            "{derived}"
+        );
+        assert_eq!(
+            avoid_reserved("app".into(), true, &reserved).expect("free"),
+            "app"
+        );
     }
 }

@@ -1,43 +1,25 @@
-//! Images built from host files, with no registry and no Dockerfile.
+//! Root filesystems assembled from host files, with no registry and no Dockerfile.
 //!
 //! [`HostImage`] packs binaries (with the shared libraries they load), files and symlinks into
-//! a root filesystem and imports it through the engine API. The tag is a hash of the content,
-//! so building unchanged inputs again only asks the engine whether the image exists.
+//! a deterministic tar plus an image config. Building it on an engine (content-addressed, so
+//! unchanged inputs are not imported again) is `HostImage::build`, in the environment layer.
 //!
-//! ```no_run
-//! use e2ekit::prelude::*;
+//! ```
+//! use e2ekit::HostImage;
 //!
-//! # async fn demo(env: &Environment) -> e2ekit::Result<()> {
-//! // In an integration test, cargo hands over the path of a binary of the package:
-//! // env!("CARGO_BIN_EXE_demo-app").
 //! let image = HostImage::new("e2ekit/busybox")
 //!     .binary_at("/bin/busybox", "/bin/busybox")
 //!     .symlink("/bin/sh", "/bin/busybox")
-//!     .build(env)
-//!     .await?;
-//! let shell = env.runnable("shell").init(StartOptions::new(image)
-//!     .command(Command::new("/bin/sh").args(["-c", "sleep 3600"])))?;
-//!
-//! // Or run a cargo-built binary directly:
-//! let app = containerize(env, "app", "target/debug/demo-app").await?
-//!     .with_ports([("http", 8080)])
-//!     .args(["--listen", ":8080"])
-//!     .readiness(HttpProbe::new("http", "/ready"))
-//!     .init()?;
-//! # Ok(()) }
+//!     .content("/etc/app.conf", "a=1");
+//! # let _ = image;
 //! ```
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
-
-use crate::backend::Backend;
-use crate::env::Environment;
+use super::labels;
 use crate::error::{Error, Result};
-use crate::options::{Command, StartOptions};
-use crate::probe::Probe;
-use crate::runnable::{FutureRunnable, Runnable};
+use crate::spec::ImageConfig;
 
 /// What goes at one path of the image.
 #[derive(Debug, Clone)]
@@ -186,35 +168,14 @@ impl HostImage {
         self
     }
 
-    /// Builds (or finds) the image on the environment's engine; returns its reference.
-    pub async fn build(&self, env: &Environment) -> Result<String> {
-        self.build_on(env.core().backend.as_ref()).await
+    /// The repository part of the image name.
+    pub(crate) fn repo(&self) -> &str {
+        &self.repo
     }
 
-    /// [`HostImage::build`] on a given engine connection.
-    pub(crate) async fn build_on(&self, backend: &dyn Backend) -> Result<String> {
-        let (tar, changes) = self.assemble()?;
-        let mut hasher = Sha256::new();
-        hasher.update(&tar);
-        for c in &changes {
-            hasher.update(c.as_bytes());
-        }
-        let digest = hasher.finalize();
-        let content_tag: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
-        let reference = format!("{}:{content_tag}", self.repo);
-        if !backend.image_exists(&reference).await? {
-            tracing::info!(image = %reference, bytes = tar.len(), "importing host image");
-            backend
-                .import_image(&self.repo, &content_tag, tar, changes)
-                .await?;
-        }
-        match &self.tag {
-            Some(tag) => {
-                backend.tag_image(&reference, &self.repo, tag).await?;
-                Ok(format!("{}:{tag}", self.repo))
-            }
-            None => Ok(reference),
-        }
+    /// The fixed tag given with [`HostImage::tag`], if any.
+    pub(crate) fn fixed_tag(&self) -> Option<&str> {
+        self.tag.as_deref()
     }
 
     fn image_ref(&self) -> String {
@@ -232,8 +193,8 @@ impl HostImage {
         }
     }
 
-    /// The rootfs tar (deterministic: sorted, zero mtimes, root-owned) and import changes.
-    fn assemble(&self) -> Result<(Vec<u8>, Vec<String>)> {
+    /// The rootfs tar (deterministic: sorted, zero mtimes, root-owned) and the image config.
+    pub(crate) fn assemble(&self) -> Result<(Vec<u8>, ImageConfig)> {
         let mut entries = self.entries.clone();
         for (host, image_path) in &self.binaries {
             let meta = std::fs::metadata(host)
@@ -333,32 +294,21 @@ impl HostImage {
             .into_inner()
             .map_err(|e| self.fail(format!("finishing the archive: {e}")))?;
 
-        let mut changes = vec![format!(
-            "ENV PATH={}",
-            "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin"
+        let mut env = vec![(
+            "PATH".to_string(),
+            "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin".to_string(),
         )];
-        for (k, v) in &self.env {
-            changes.push(format!("ENV {k}={v}"));
-        }
-        changes.push(format!("LABEL {}=1", crate::labels::HOST_IMAGE));
-        if let Some(ep) = &self.entrypoint {
-            changes.push(format!("ENTRYPOINT {}", json_array(ep)));
-        }
-        if let Some(cmd) = &self.cmd {
-            changes.push(format!("CMD {}", json_array(cmd)));
-        }
-        if let Some(dir) = &self.workdir {
-            changes.push(format!("WORKDIR {dir}"));
-        }
-        if let Some(user) = &self.user {
-            changes.push(format!("USER {user}"));
-        }
-        Ok((tar, changes))
+        env.extend(self.env.iter().cloned());
+        let config = ImageConfig {
+            env,
+            entrypoint: self.entrypoint.clone(),
+            cmd: self.cmd.clone(),
+            workdir: self.workdir.clone(),
+            user: self.user.clone(),
+            labels: BTreeMap::from([(labels::HOST_IMAGE.to_string(), "1".to_string())]),
+        };
+        Ok((tar, config))
     }
-}
-
-fn json_array(items: &[String]) -> String {
-    serde_json::to_string(items).unwrap_or_else(|_| "[]".to_string())
 }
 
 fn header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
@@ -471,167 +421,6 @@ fn parse_ldd(text: &str) -> Result<Vec<PathBuf>, String> {
     Ok(libs)
 }
 
-/// A cargo-built binary made into a runnable; see [`containerize`].
-#[derive(Debug)]
-pub struct Containerized {
-    env: Environment,
-    name: String,
-    program: String,
-    image: String,
-    ports: Vec<(String, u16)>,
-    args: Vec<String>,
-    env_vars: Vec<(String, String)>,
-    readiness: Option<Probe>,
-}
-
-/// Packs a host binary (for tests: `env!("CARGO_BIN_EXE_<name>")`) into an image and prepares
-/// a runnable named `name` that runs it.
-pub async fn containerize(
-    env: &Environment,
-    name: &str,
-    binary: impl AsRef<Path>,
-) -> Result<Containerized> {
-    let binary = binary.as_ref();
-    let file = binary
-        .file_name()
-        .map(|f| f.to_string_lossy().into_owned())
-        .ok_or_else(|| {
-            Error::InvalidArgument(format!("{} is not a file path", binary.display()))
-        })?;
-    let repo = format!("e2ekit/{}", sanitize_repo(&file));
-    let image = HostImage::new(repo).binary(binary).build(env).await?;
-    Ok(Containerized {
-        env: env.clone(),
-        name: name.to_string(),
-        program: format!("/bin/{file}"),
-        image,
-        ports: Vec::new(),
-        args: Vec::new(),
-        env_vars: Vec::new(),
-        readiness: None,
-    })
-}
-
-fn sanitize_repo(file: &str) -> String {
-    file.chars()
-        .map(|c| {
-            let c = c.to_ascii_lowercase();
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect()
-}
-
-impl Containerized {
-    /// Declares ports, as [`crate::RunnableBuilder::with_ports`].
-    pub fn with_ports<I, S>(mut self, ports: I) -> Self
-    where
-        I: IntoIterator<Item = (S, u16)>,
-        S: Into<String>,
-    {
-        self.ports
-            .extend(ports.into_iter().map(|(n, p)| (n.into(), p)));
-        self
-    }
-
-    /// Arguments for the binary.
-    pub fn args<I: IntoIterator<Item = S>, S: Into<String>>(mut self, args: I) -> Self {
-        self.args.extend(args.into_iter().map(Into::into));
-        self
-    }
-
-    /// An environment variable for the binary.
-    pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.env_vars.push((key.into(), value.into()));
-        self
-    }
-
-    /// The readiness probe.
-    pub fn readiness(mut self, probe: impl Into<Probe>) -> Self {
-        self.readiness = Some(probe.into());
-        self
-    }
-
-    /// The image reference that was built.
-    pub fn image(&self) -> &str {
-        &self.image
-    }
-
-    /// The start options this will use (to adjust before [`FutureRunnable::init`]).
-    pub fn start_options(&self) -> StartOptions {
-        let mut opts = StartOptions::new(self.image.clone())
-            .command(Command::new(self.program.clone()).args(self.args.clone()));
-        for (k, v) in &self.env_vars {
-            opts = opts.env(k.clone(), v.clone());
-        }
-        if let Some(p) = &self.readiness {
-            opts = opts.readiness(p.clone());
-        }
-        opts
-    }
-
-    /// Registers the runnable without defining it yet (to link to it first).
-    pub fn future(&self) -> Result<FutureRunnable> {
-        self.env
-            .runnable(self.name.clone())
-            .with_ports(self.ports.clone())
-            .future()
-    }
-
-    /// Defines the runnable.
-    pub fn init(self) -> Result<Runnable> {
-        let opts = self.start_options();
-        self.future()?.init(opts)
-    }
-}
-
-/// Path of a binary built by cargo from this workspace (e.g. `demo-app`), for packing into a
-/// [`HostImage`].
-///
-/// Integration tests of the package owning the binary should prefer
-/// `env!("CARGO_BIN_EXE_<name>")`. This helper serves the other cases (tests of another
-/// package, examples): it looks next to the running executable (`cargo test --workspace` and
-/// `cargo build` put every binary there) and otherwise runs `cargo build -p <name>` into
-/// `target/e2ekit-bins` (a separate directory, because the outer cargo may hold the lock on
-/// the main one).
-pub fn cargo_bin(name: &str) -> Result<PathBuf> {
-    let exe =
-        std::env::current_exe().map_err(|e| Error::io("finding the running executable", e))?;
-    let dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
-    for candidate in [dir.join(name), dir.join("..").join(name)] {
-        if candidate.is_file() {
-            return Ok(candidate);
-        }
-    }
-    // <target>/<profile>/{deps,examples}/<exe> or <target>/<profile>/<exe>
-    let profile_dir = if dir.ends_with("deps") || dir.ends_with("examples") {
-        dir.parent().unwrap_or(&dir)
-    } else {
-        &dir
-    };
-    let target = profile_dir
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("target"));
-    let bins_dir = target.join("e2ekit-bins");
-    let cargo = option_env!("CARGO").unwrap_or("cargo");
-    let status = std::process::Command::new(cargo)
-        .args(["build", "--quiet", "-p", name, "--bin", name])
-        .env("CARGO_TARGET_DIR", &bins_dir)
-        .status()
-        .map_err(|e| Error::io(format!("running {cargo} build -p {name}"), e))?;
-    let built = bins_dir.join("debug").join(name);
-    if !status.success() || !built.is_file() {
-        return Err(Error::InvalidArgument(format!(
-            "binary {name:?} is not built and `cargo build -p {name}` failed ({status}); build it first"
-        )));
-    }
-    Ok(built)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -662,7 +451,11 @@ mod tests {
         let (a, changes) = img.assemble().unwrap();
         let (b, _) = img.assemble().unwrap();
         assert_eq!(a, b);
-        assert!(changes.iter().any(|c| c == "ENTRYPOINT [\"/bin/sh\"]"));
+        assert_eq!(changes.entrypoint, Some(vec!["/bin/sh".to_string()]));
+        assert_eq!(
+            changes.labels.get(labels::HOST_IMAGE).map(String::as_str),
+            Some("1")
+        );
         let mut archive = tar::Archive::new(a.as_slice());
         let names: Vec<String> = archive
             .entries()

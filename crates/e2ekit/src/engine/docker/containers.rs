@@ -1,0 +1,340 @@
+//! Containers: create and start, inspect what the test process can reach, wait for the
+//! exit, stop, kill, remove, pause, signal, and network partitions.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use bollard::models::{
+    ContainerCreateBody, EndpointSettings, HostConfig, NetworkConnectRequest,
+    NetworkDisconnectRequest, NetworkingConfig, PortBinding,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, KillContainerOptionsBuilder, RemoveContainerOptionsBuilder,
+    StopContainerOptionsBuilder, WaitContainerOptionsBuilder,
+};
+use futures_util::StreamExt;
+
+use super::calls::{
+    already_done, bollard_error, engine_message, is_not_found, is_undecodable, status_code, within,
+    CALL_TIMEOUT,
+};
+use super::{ContainerSpec, DockerBackend, StartedContainer};
+use crate::error::{Error, Result};
+
+impl DockerBackend {
+    pub(super) async fn create_and_start(
+        &self,
+        spec: &ContainerSpec,
+        for_whom: &str,
+    ) -> Result<StartedContainer> {
+        let body = container_body(spec, self.local);
+        let create = || {
+            self.docker.create_container(
+                Some(
+                    CreateContainerOptionsBuilder::default()
+                        .name(&spec.name)
+                        .build(),
+                ),
+                body.clone(),
+            )
+        };
+        let action = || format!("creating container {} for runnable {for_whom}", spec.name);
+        let created = match within(action, CALL_TIMEOUT, create()).await {
+            // A container of that name left by an earlier run of this runnable: replace it.
+            // Podman answers 500 "... that name is already in use" instead of 409.
+            Err(e)
+                if status_code(&e) == Some(409)
+                    || engine_message(&e).contains("name is already in use") =>
+            {
+                self.remove(&spec.name).await?;
+                within(action, CALL_TIMEOUT, create()).await?
+            }
+            Err(e) if is_not_found(&e) => {
+                return Err(Error::ImageNotFound {
+                    runnable: for_whom.to_string(),
+                    image: spec.image.clone(),
+                    reason: bollard_error(&e).map_or_else(|| e.to_string(), |b| b.to_string()),
+                })
+            }
+            other => other?,
+        };
+        let id = created.id;
+        if let Err(e) = within(
+            || format!("starting container {} for runnable {for_whom}", spec.name),
+            CALL_TIMEOUT,
+            self.docker.start_container(&id, None),
+        )
+        .await
+        {
+            let _ = self.remove(&id).await;
+            return Err(e);
+        }
+        // Between a container's exit and its cleanup Podman reports State.Status "stopped",
+        // which is not in Docker's schema, so bollard cannot decode the answer; it settles
+        // within moments, so ask again briefly.
+        let mut undecodable = 0;
+        let info = loop {
+            match within(
+                || format!("inspecting container {} for runnable {for_whom}", spec.name),
+                CALL_TIMEOUT,
+                self.docker.inspect_container(&id, None),
+            )
+            .await
+            {
+                Err(e) if is_undecodable(&e) && undecodable < 50 => {
+                    undecodable += 1;
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                other => break other?,
+            }
+        };
+        let state = info.state.unwrap_or_default();
+        let exited = match state.running {
+            Some(true) => None,
+            _ => Some(state.exit_code.unwrap_or(-1)),
+        };
+        let settings = info.network_settings.unwrap_or_default();
+        // Container addresses are routable from the test process only on a local Linux
+        // engine (not through Docker Desktop's VM, not on a remote engine).
+        let direct_ip = settings
+            .networks
+            .as_ref()
+            .zip(spec.network.as_ref())
+            .and_then(|(n, name)| n.get(name))
+            .and_then(|e| e.ip_address.as_deref())
+            .and_then(|ip| ip.parse::<IpAddr>().ok())
+            .filter(|_| self.local && cfg!(target_os = "linux"));
+        let mut published = BTreeMap::new();
+        for (key, bindings) in settings.ports.unwrap_or_default() {
+            let Some(port) = key.split('/').next().and_then(|p| p.parse::<u16>().ok()) else {
+                continue;
+            };
+            let host_port = bindings
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|b| b.host_port?.parse::<u16>().ok())
+                .next();
+            if let Some(hp) = host_port {
+                published.insert(port, SocketAddr::new(self.publish_ip, hp));
+            }
+        }
+        Ok(StartedContainer {
+            id,
+            direct_ip,
+            published,
+            exited,
+        })
+    }
+
+    pub(super) async fn wait_exit(&self, id: &str) -> Result<i64> {
+        loop {
+            let opts = WaitContainerOptionsBuilder::default()
+                .condition("not-running")
+                .build();
+            let mut stream = self.docker.wait_container(id, Some(opts));
+            match stream.next().await {
+                Some(Ok(r)) => return Ok(r.status_code),
+                Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => {
+                    return Ok(code)
+                }
+                Some(Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404,
+                    ..
+                })) => return Ok(-1),
+                // The long poll can be cut by client timeouts; ask again unless the engine is gone.
+                Some(Err(bollard::errors::Error::RequestTimeoutError)) => continue,
+                Some(Err(e)) => return Err(Error::engine(format!("waiting for {id} to exit"), e)),
+                None => continue,
+            }
+        }
+    }
+
+    pub(super) async fn stop(&self, id: &str, grace: Duration) -> Result<()> {
+        let secs = i32::try_from(grace.as_secs()).unwrap_or(i32::MAX);
+        let res = within(
+            || format!("stopping container {id}"),
+            grace + CALL_TIMEOUT,
+            self.docker.stop_container(
+                id,
+                Some(StopContainerOptionsBuilder::default().t(secs).build()),
+            ),
+        )
+        .await;
+        // 304: not running any more.
+        already_done(res, &[304])
+    }
+
+    pub(super) async fn kill(&self, id: &str) -> Result<()> {
+        let res = within(
+            || format!("killing container {id}"),
+            CALL_TIMEOUT,
+            self.docker.kill_container(
+                id,
+                Some(
+                    KillContainerOptionsBuilder::default()
+                        .signal("KILL")
+                        .build(),
+                ),
+            ),
+        )
+        .await;
+        // Not running any more, which is what kill wanted: Docker answers 409, Podman 500
+        // "can only kill running containers".
+        match res {
+            Err(e) if engine_message(&e).contains("can only kill running containers") => Ok(()),
+            other => already_done(other, &[409]),
+        }
+    }
+
+    pub(super) async fn remove(&self, id: &str) -> Result<()> {
+        let res = within(
+            || format!("removing container {id}"),
+            CALL_TIMEOUT,
+            self.docker.remove_container(
+                id,
+                Some(
+                    RemoveContainerOptionsBuilder::default()
+                        .force(true)
+                        .v(true)
+                        .build(),
+                ),
+            ),
+        )
+        .await;
+        // 409 "removal already in progress": someone else is removing it for us.
+        already_done(res, &[409])
+    }
+
+    pub(super) async fn pause(&self, id: &str) -> Result<()> {
+        within(
+            || format!("pausing container {id}"),
+            CALL_TIMEOUT,
+            self.docker.pause_container(id),
+        )
+        .await
+    }
+
+    pub(super) async fn unpause(&self, id: &str) -> Result<()> {
+        within(
+            || format!("unpausing container {id}"),
+            CALL_TIMEOUT,
+            self.docker.unpause_container(id),
+        )
+        .await
+    }
+
+    pub(super) async fn disconnect_network(&self, id: &str, network: &str) -> Result<()> {
+        within(
+            || format!("disconnecting container {id} from network {network}"),
+            CALL_TIMEOUT,
+            self.docker.disconnect_network(
+                network,
+                NetworkDisconnectRequest {
+                    container: id.to_string(),
+                    force: Some(true),
+                },
+            ),
+        )
+        .await
+    }
+
+    pub(super) async fn connect_network(
+        &self,
+        id: &str,
+        network: &str,
+        aliases: &[String],
+    ) -> Result<()> {
+        within(
+            || format!("connecting container {id} to network {network}"),
+            CALL_TIMEOUT,
+            self.docker.connect_network(
+                network,
+                NetworkConnectRequest {
+                    container: id.to_string(),
+                    endpoint_config: Some(EndpointSettings {
+                        aliases: Some(aliases.to_vec()),
+                        ..Default::default()
+                    }),
+                },
+            ),
+        )
+        .await
+    }
+}
+
+impl DockerBackend {
+    pub(super) async fn signal(&self, id: &str, signal: &str) -> Result<()> {
+        within(
+            || format!("sending {signal} to container {id}"),
+            CALL_TIMEOUT,
+            self.docker.kill_container(
+                id,
+                Some(
+                    KillContainerOptionsBuilder::default()
+                        .signal(signal)
+                        .build(),
+                ),
+            ),
+        )
+        .await
+    }
+}
+
+/// The engine's container-create body. Ports are published on loopback for a local engine
+/// (scenario services are not for the LAN) and on every address of a remote engine's host
+/// (the only way the test process can reach them there).
+fn container_body(spec: &ContainerSpec, local: bool) -> ContainerCreateBody {
+    let port_key = |p: &u16| format!("{p}/tcp");
+    let port_bindings = spec
+        .ports
+        .iter()
+        .map(|p| {
+            (
+                port_key(p),
+                Some(vec![PortBinding {
+                    host_ip: Some(if local { "127.0.0.1" } else { "0.0.0.0" }.to_string()),
+                    host_port: Some(String::new()),
+                }]),
+            )
+        })
+        .collect::<HashMap<_, _>>();
+    let endpoint = EndpointSettings {
+        aliases: Some(spec.aliases.clone()),
+        ..Default::default()
+    };
+    let binds = spec
+        .mounts
+        .iter()
+        .map(|m| {
+            let mode = if m.read_only { ":ro" } else { "" };
+            format!("{}:{}{mode}", m.host.display(), m.container)
+        })
+        .collect();
+    let network = spec.network.clone().unwrap_or_else(|| "none".to_string());
+    ContainerCreateBody {
+        hostname: Some(spec.hostname.clone()),
+        user: spec.user.clone(),
+        exposed_ports: Some(spec.ports.iter().map(port_key).collect()),
+        env: Some(spec.env.iter().map(|(k, v)| format!("{k}={v}")).collect()),
+        cmd: spec.cmd.clone(),
+        image: Some(spec.image.clone()),
+        entrypoint: spec.entrypoint.clone(),
+        labels: Some(spec.labels.clone().into_iter().collect()),
+        host_config: Some(HostConfig {
+            binds: Some(binds),
+            port_bindings: Some(port_bindings),
+            network_mode: Some(network.clone()),
+            userns_mode: spec.userns.clone(),
+            privileged: Some(spec.privileged),
+            cap_add: (!spec.capabilities.is_empty()).then(|| spec.capabilities.clone()),
+            memory: spec.memory_bytes,
+            nano_cpus: spec.nano_cpus,
+            ..Default::default()
+        }),
+        networking_config: spec.network.is_some().then(|| NetworkingConfig {
+            endpoints_config: Some(HashMap::from([(network, endpoint)])),
+        }),
+        ..Default::default()
+    }
+}

@@ -1,0 +1,346 @@
+//! The Docker engine adapter: the only place that knows Docker's API, spoken through
+//! `bollard` (never the `docker` CLI). Podman's Docker-compatible socket works through it too.
+//!
+//! Split by job: connecting and negotiating the API version (here), engine call deadlines and
+//! error classification ([`calls`]), containers, exec, logs, images and archives, stats, the
+//! environment's network and its labelled resources.
+//!
+//! ```no_run
+//! # async fn demo() -> e2ekit::Result<()> {
+//! // DOCKER_HOST=unix:///run/user/1000/podman/podman.sock also works for Podman's socket.
+//! let env = e2ekit::Environment::new().await?;
+//! # Ok(()) }
+//! ```
+
+mod calls;
+mod containers;
+mod exec;
+mod images;
+mod logs;
+mod network;
+mod resources;
+mod stats;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use bollard::Docker;
+
+use super::{
+    Backend, ContainerSpec, ExecOutput, ExecRequest, ImageConfig, Labelled, Leftovers, LogStream,
+    NetworkInfo, StartedContainer, UsageStream,
+};
+use crate::error::{Error, Result};
+use crate::host::labels;
+use calls::{CALL_TIMEOUT, CONNECT_TIMEOUT, ENGINE_TIMEOUT_SECS};
+
+impl std::fmt::Debug for DockerBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DockerBackend")
+            .field("endpoint", &self.endpoint)
+            .finish()
+    }
+}
+
+/// Docker engine connection.
+#[derive(Clone)]
+pub(crate) struct DockerBackend {
+    docker: Docker,
+    endpoint: String,
+    /// Podman's Docker-compatible API, which needs a few detours.
+    podman: bool,
+    /// Where the test process reaches published ports: loopback for a local engine, the
+    /// engine's host for `tcp://`.
+    publish_ip: IpAddr,
+    /// A local engine: published ports bind to loopback only, and container addresses are
+    /// routable from the test process (on Linux).
+    local: bool,
+}
+
+/// What connecting learns from the engine's /version.
+#[derive(Clone, Copy)]
+struct EngineInfo {
+    /// The API version both sides speak: the engine's, unless bollard's is older.
+    api: bollard::ClientVersion,
+    podman: bool,
+}
+
+impl EngineInfo {
+    fn from_version(v: &bollard::models::SystemVersion) -> Self {
+        let engine_api = v.api_version.as_deref().and_then(|a| {
+            let (major, minor) = a.split_once('.')?;
+            Some(bollard::ClientVersion {
+                major_version: major.parse().ok()?,
+                minor_version: minor.parse().ok()?,
+            })
+        });
+        let api = match engine_api {
+            Some(a) if a < *bollard::API_DEFAULT_VERSION => a,
+            _ => *bollard::API_DEFAULT_VERSION,
+        };
+        let podman = v
+            .components
+            .iter()
+            .flatten()
+            .any(|c| c.name.contains("Podman"));
+        Self { api, podman }
+    }
+}
+
+/// The engine behind `endpoint`, asked once per endpoint and process: every environment
+/// connects (and reconnects) separately, a hundred built at once must not each ask, and Podman
+/// takes about a second to answer /version.
+fn engine_info(endpoint: &str) -> Arc<tokio::sync::OnceCell<EngineInfo>> {
+    type Engines = Mutex<HashMap<String, Arc<tokio::sync::OnceCell<EngineInfo>>>>;
+    static ENGINES: OnceLock<Engines> = OnceLock::new();
+    ENGINES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .entry(endpoint.to_string())
+        .or_default()
+        .clone()
+}
+
+fn engine_endpoint() -> String {
+    std::env::var("DOCKER_HOST").unwrap_or_else(|_| calls::default_endpoint().to_string())
+}
+
+impl DockerBackend {
+    /// Connects to `host` (default: `DOCKER_HOST`, else the local socket) and negotiates the
+    /// API version.
+    pub(crate) async fn connect(host: Option<&str>) -> Result<Self> {
+        let endpoint = host.map(str::to_string).unwrap_or_else(engine_endpoint);
+        let unreachable = |reason: String| Error::EngineUnreachable {
+            endpoint: endpoint.clone(),
+            reason,
+        };
+        let docker = Docker::connect_with_host(&endpoint)
+            .map_err(|e| unreachable(e.to_string()))?
+            .with_timeout(Duration::from_secs(ENGINE_TIMEOUT_SECS));
+        // Reachability is a cheap /_ping under the short deadline; /version is not (see
+        // engine_info).
+        match tokio::time::timeout(CONNECT_TIMEOUT, docker.ping()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(unreachable(e.to_string())),
+            Err(_) => return Err(unreachable(format!("no answer within {CONNECT_TIMEOUT:?}"))),
+        }
+        let engine = *engine_info(&endpoint)
+            .get_or_try_init(|| async {
+                match tokio::time::timeout(CALL_TIMEOUT, docker.version()).await {
+                    Ok(Ok(v)) => Ok(EngineInfo::from_version(&v)),
+                    Ok(Err(e)) => Err(unreachable(e.to_string())),
+                    Err(_) => Err(unreachable(format!(
+                        "no /version answer within {CALL_TIMEOUT:?}"
+                    ))),
+                }
+            })
+            .await?;
+        let docker = if endpoint.starts_with("unix://") {
+            Docker::connect_with_unix(&endpoint, ENGINE_TIMEOUT_SECS, &engine.api)
+        } else {
+            // connect_with_host accepted it, so it is tcp:// or http://.
+            Docker::connect_with_http(&endpoint, ENGINE_TIMEOUT_SECS, &engine.api)
+        }
+        .map_err(|e| unreachable(e.to_string()))?;
+        let (publish_ip, local) = match remote_host(&endpoint) {
+            None => (IpAddr::from([127, 0, 0, 1]), true),
+            Some(host) => {
+                let ip = resolve(&host).await.map_err(|e| {
+                    unreachable(format!("resolving the engine's host {host:?}: {e}"))
+                })?;
+                (ip, ip.is_loopback())
+            }
+        };
+        Ok(Self {
+            docker,
+            endpoint,
+            podman: engine.podman,
+            publish_ip,
+            local,
+        })
+    }
+}
+
+/// The host part of a `tcp://host:port` or `http://host:port` endpoint; `None` for local
+/// sockets.
+fn remote_host(endpoint: &str) -> Option<String> {
+    let rest = endpoint
+        .strip_prefix("tcp://")
+        .or_else(|| endpoint.strip_prefix("http://"))
+        .or_else(|| endpoint.strip_prefix("https://"))?;
+    let authority = rest.split('/').next().unwrap_or(rest);
+    let host = match authority.rsplit_once(':') {
+        Some((h, port)) if port.chars().all(|c| c.is_ascii_digit()) => h,
+        _ => authority,
+    };
+    Some(
+        host.trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string(),
+    )
+}
+
+async fn resolve(host: &str) -> std::io::Result<IpAddr> {
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(ip);
+    }
+    tokio::net::lookup_host((host, 0))
+        .await?
+        .map(|a| a.ip())
+        .next()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no address"))
+}
+
+/// Docker's built-in networks, which an environment's network cannot be named.
+const RESERVED_NETWORKS: &[&str] = &["bridge", "host", "none"];
+
+#[async_trait::async_trait]
+impl Backend for DockerBackend {
+    async fn reconnect(&self) -> Result<Arc<dyn Backend>> {
+        Ok(Arc::new(
+            DockerBackend::connect(Some(&self.endpoint)).await?,
+        ))
+    }
+
+    fn host_addr(&self, network: &NetworkInfo) -> String {
+        // Docker Desktop (macOS, Windows) runs containers in a VM whose gateway is not the host.
+        if cfg!(any(target_os = "macos", target_os = "windows")) {
+            return "host.docker.internal".to_string();
+        }
+        match network.gateway {
+            Some(ip) => ip.to_string(),
+            None => "host.docker.internal".to_string(),
+        }
+    }
+
+    fn removal_hint(&self, env: &str, shared_dir: &Path) -> String {
+        let engine = if self.endpoint == calls::default_endpoint() {
+            String::new()
+        } else {
+            format!("DOCKER_HOST={} ", self.endpoint)
+        };
+        format!(
+            "{engine}docker rm -f $({engine}docker ps -aq --filter label={}={env}); {engine}docker network rm {env}; rm -rf {}",
+            labels::ENV,
+            shared_dir.display()
+        )
+    }
+
+    fn reserved_names(&self) -> &'static [&'static str] {
+        RESERVED_NETWORKS
+    }
+
+    async fn create_network(
+        &self,
+        name: &str,
+        labels: BTreeMap<String, String>,
+    ) -> Result<NetworkInfo> {
+        network::create(&self.docker, name, labels).await
+    }
+
+    async fn find_environment(&self, env: &str) -> Result<Leftovers> {
+        self.find_environment(env).await
+    }
+
+    async fn list_labelled(&self) -> Result<Vec<Labelled>> {
+        self.list_labelled().await
+    }
+
+    async fn remove_environment(&self, env: &str, network: Option<&str>) -> Result<()> {
+        self.remove_environment(env, network).await
+    }
+
+    async fn ensure_image(&self, image: &str, for_whom: &str) -> Result<()> {
+        self.ensure_image(image, for_whom).await
+    }
+
+    async fn image_exists(&self, image: &str) -> Result<bool> {
+        self.image_exists(image).await
+    }
+
+    async fn import_image(
+        &self,
+        repo: &str,
+        tag: &str,
+        rootfs_tar: Vec<u8>,
+        config: &ImageConfig,
+    ) -> Result<()> {
+        self.import_image(repo, tag, rootfs_tar, config).await
+    }
+
+    async fn tag_image(&self, image: &str, repo: &str, tag: &str) -> Result<()> {
+        self.tag_image(image, repo, tag).await
+    }
+
+    async fn list_host_images(&self) -> Result<Vec<Vec<String>>> {
+        self.list_host_images().await
+    }
+
+    async fn untag_image(&self, reference: &str) -> Result<bool> {
+        self.untag_image(reference).await
+    }
+
+    async fn create_and_start(
+        &self,
+        spec: &ContainerSpec,
+        for_whom: &str,
+    ) -> Result<StartedContainer> {
+        self.create_and_start(spec, for_whom).await
+    }
+
+    async fn wait_exit(&self, id: &str) -> Result<i64> {
+        self.wait_exit(id).await
+    }
+
+    async fn stop(&self, id: &str, grace: Duration) -> Result<()> {
+        self.stop(id, grace).await
+    }
+
+    async fn kill(&self, id: &str) -> Result<()> {
+        self.kill(id).await
+    }
+
+    async fn remove(&self, id: &str) -> Result<()> {
+        self.remove(id).await
+    }
+
+    async fn pause(&self, id: &str) -> Result<()> {
+        self.pause(id).await
+    }
+
+    async fn unpause(&self, id: &str) -> Result<()> {
+        self.unpause(id).await
+    }
+
+    async fn disconnect(&self, id: &str, network: &str) -> Result<()> {
+        self.disconnect_network(id, network).await
+    }
+
+    async fn connect(&self, id: &str, network: &str, aliases: &[String]) -> Result<()> {
+        self.connect_network(id, network, aliases).await
+    }
+
+    fn follow_logs(&self, id: &str) -> LogStream {
+        self.follow_logs(id)
+    }
+
+    fn usage(&self, id: &str) -> UsageStream {
+        self.usage(id)
+    }
+
+    async fn signal(&self, id: &str, signal: &str) -> Result<()> {
+        self.signal(id, signal).await
+    }
+
+    async fn log_tail(&self, id: &str, lines: usize) -> Vec<String> {
+        self.log_tail(id, lines).await
+    }
+
+    async fn exec(&self, id: &str, for_whom: &str, request: &ExecRequest) -> Result<ExecOutput> {
+        self.exec(id, for_whom, request).await
+    }
+}

@@ -1,0 +1,120 @@
+//! The environment's labelled resources on the engine: finding, listing and removing them.
+
+use std::collections::HashMap;
+
+use bollard::query_parameters::{ListContainersOptionsBuilder, ListNetworksOptionsBuilder};
+
+use super::calls::{is_not_found, within, CALL_TIMEOUT};
+use super::{DockerBackend, Labelled, Leftovers};
+use crate::error::Result;
+use crate::host::labels;
+
+impl DockerBackend {
+    pub(super) async fn remove_network(&self, name: &str) -> Result<()> {
+        match within(
+            || format!("removing network {name}"),
+            CALL_TIMEOUT,
+            self.docker.remove_network(name),
+        )
+        .await
+        {
+            Err(e) if is_not_found(&e) => Ok(()),
+            other => other,
+        }
+    }
+
+    pub(super) async fn find_environment(&self, env: &str) -> Result<Leftovers> {
+        let (containers, networks) = self
+            .list_with_label(format!("{}={env}", labels::ENV))
+            .await?;
+        let mut found = Leftovers::default();
+        for c in containers {
+            if let Some(owner) = c.labels.as_ref().and_then(|l| l.get(labels::OWNER)) {
+                found.owners.push(owner.clone());
+            }
+            found.containers.extend(c.id);
+        }
+        for n in networks {
+            if let Some(owner) = n.labels.as_ref().and_then(|l| l.get(labels::OWNER)) {
+                found.owners.push(owner.clone());
+            }
+            found.networks.extend(n.name);
+        }
+        found.owners.sort();
+        found.owners.dedup();
+        Ok(found)
+    }
+
+    pub(super) async fn list_labelled(&self) -> Result<Vec<Labelled>> {
+        let (containers, networks) = self.list_with_label(labels::ENV.to_string()).await?;
+        let entry = |container: bool, labels: Option<&HashMap<String, String>>| {
+            let labels = labels?;
+            Some(Labelled {
+                container,
+                env: labels.get(labels::ENV)?.clone(),
+                owner: labels.get(labels::OWNER).cloned(),
+            })
+        };
+        Ok(containers
+            .iter()
+            .filter_map(|c| entry(true, c.labels.as_ref()))
+            .chain(
+                networks
+                    .iter()
+                    .filter_map(|n| entry(false, n.labels.as_ref())),
+            )
+            .collect())
+    }
+
+    pub(super) async fn remove_environment(&self, env: &str, network: Option<&str>) -> Result<()> {
+        let found = self.find_environment(env).await?;
+        let removals = found.containers.iter().map(|id| self.remove(id));
+        let results = futures_util::future::join_all(removals).await;
+        let mut first_error = results.into_iter().find_map(|r| r.err());
+        let mut networks = found.networks;
+        if let Some(n) = network {
+            if !networks.iter().any(|x| x == n) {
+                networks.push(n.to_string());
+            }
+        }
+        for n in networks {
+            if let Err(e) = self.remove_network(&n).await {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Containers (running or not) and networks carrying `label` (`key` or `key=value`).
+    async fn list_with_label(
+        &self,
+        label: String,
+    ) -> Result<(
+        Vec<bollard::models::ContainerSummary>,
+        Vec<bollard::models::Network>,
+    )> {
+        let filters = HashMap::from([("label".to_string(), vec![label.clone()])]);
+        let containers = within(
+            || format!("listing containers labelled {label}"),
+            CALL_TIMEOUT,
+            self.docker.list_containers(Some(
+                ListContainersOptionsBuilder::default()
+                    .all(true)
+                    .filters(&filters)
+                    .build(),
+            )),
+        )
+        .await?;
+        let networks = within(
+            || format!("listing networks labelled {label}"),
+            CALL_TIMEOUT,
+            self.docker.list_networks(Some(
+                ListNetworksOptionsBuilder::default()
+                    .filters(&filters)
+                    .build(),
+            )),
+        )
+        .await?;
+        Ok((containers, networks))
+    }
+}

@@ -1,0 +1,588 @@
+//! An in-memory engine for unit tests of everything above the seam: no Docker, no network,
+//! milliseconds per test.
+//!
+//! It keeps networks, images and containers in a map, records every call in order (so tests
+//! can assert on ordering), and is scripted per image: what a container prints, when it
+//! exits, and where its ports are served. A port can point at a real in-process server, so
+//! HTTP and TCP probes and metric waits run for real against it.
+//!
+//! ```text
+//! let fake = FakeEngine::new();
+//! fake.script("app:1", Script::new().log("listening").serve(8080, server_addr));
+//! let env = fake.environment("t").await?;      // an Environment on the fake engine
+//! ... fake.exit("t-app", 3) ...                // the container crashes
+//! assert_eq!(fake.calls_of("t-app"), ["create_and_start", "kill", "remove"]);
+//! ```
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use tokio::sync::{mpsc, watch};
+
+use super::{
+    Backend, ContainerSpec, ExecOutput, ExecRequest, ImageConfig, Labelled, Leftovers, LogLine,
+    LogStream, NetworkInfo, StartedContainer, UsageStream,
+};
+use crate::error::{Error, Result};
+use crate::host::fs::lock;
+use crate::host::labels;
+
+/// Answers a command run in a fake container.
+pub(crate) type ExecAnswer = Arc<dyn Fn(&ExecRequest) -> ExecOutput + Send + Sync>;
+
+/// What a container made from an image does.
+#[derive(Clone, Default)]
+pub(crate) struct Script {
+    /// Lines printed at start.
+    pub logs: Vec<String>,
+    /// Exit at once with this code (the engine sees it exited by the time it inspects).
+    pub exit_at_start: Option<i64>,
+    /// Exit with this code after this long.
+    pub exit_after: Option<(Duration, i64)>,
+    /// Container port → the address the test process reaches it at.
+    pub serve: BTreeMap<u16, SocketAddr>,
+    /// Answers exec requests; default: exit 0, stdout = the command line.
+    pub exec: Option<ExecAnswer>,
+}
+
+impl std::fmt::Debug for Script {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Script")
+            .field("logs", &self.logs)
+            .field("exit_at_start", &self.exit_at_start)
+            .field("exit_after", &self.exit_after)
+            .field("serve", &self.serve)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Script {
+    pub(crate) fn new() -> Self {
+        Self::default()
+    }
+
+    pub(crate) fn log(mut self, line: &str) -> Self {
+        self.logs.push(line.to_string());
+        self
+    }
+
+    pub(crate) fn exit_at_start(mut self, code: i64) -> Self {
+        self.exit_at_start = Some(code);
+        self
+    }
+
+    pub(crate) fn exit_after(mut self, after: Duration, code: i64) -> Self {
+        self.exit_after = Some((after, code));
+        self
+    }
+
+    pub(crate) fn serve(mut self, container_port: u16, at: SocketAddr) -> Self {
+        self.serve.insert(container_port, at);
+        self
+    }
+
+    pub(crate) fn exec(
+        mut self,
+        answer: impl Fn(&ExecRequest) -> ExecOutput + Send + Sync + 'static,
+    ) -> Self {
+        self.exec = Some(Arc::new(answer));
+        self
+    }
+}
+
+struct FakeContainer {
+    name: String,
+    spec: ContainerSpec,
+    exit: watch::Sender<Option<i64>>,
+    paused: bool,
+    connected: bool,
+    logs: Vec<LogLine>,
+    followers: Vec<mpsc::UnboundedSender<Result<LogLine>>>,
+    script: Script,
+}
+
+impl FakeContainer {
+    fn running(&self) -> bool {
+        self.exit.borrow().is_none()
+    }
+
+    fn print(&mut self, text: &str) {
+        let line = LogLine {
+            stderr: false,
+            text: text.to_string(),
+        };
+        self.followers.retain(|f| f.send(Ok(line.clone())).is_ok());
+        self.logs.push(line);
+    }
+
+    fn stop_with(&mut self, code: i64) {
+        if self.running() {
+            let _ = self.exit.send(Some(code));
+        }
+        // The log stream ends when the container stops.
+        self.followers.clear();
+    }
+}
+
+#[derive(Default)]
+struct FakeState {
+    networks: BTreeMap<String, BTreeMap<String, String>>,
+    images: BTreeSet<String>,
+    containers: BTreeMap<String, FakeContainer>,
+    scripts: BTreeMap<String, Script>,
+    /// Every call, in order: `(operation, subject)`; subject is a container name where the
+    /// call is about a container.
+    calls: Vec<(String, String)>,
+    /// Operation → error message for its next call.
+    failures: BTreeMap<String, String>,
+    next_id: u64,
+}
+
+/// The in-memory engine. Clones share one state (a reconnect gives back the same engine).
+#[derive(Clone, Default)]
+pub(crate) struct FakeEngine {
+    state: Arc<Mutex<FakeState>>,
+}
+
+impl std::fmt::Debug for FakeEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FakeEngine")
+    }
+}
+
+/// The error a fake engine call fails with when told to.
+#[derive(Debug, thiserror::Error)]
+#[error("fake engine: {0}")]
+pub(crate) struct FakeError(String);
+
+impl FakeEngine {
+    pub(crate) fn new() -> Self {
+        Self::default()
+    }
+
+    /// Scripts what containers of `image` do.
+    pub(crate) fn script(&self, image: &str, script: Script) {
+        let mut s = lock(&self.state);
+        s.images.insert(image.to_string());
+        s.scripts.insert(image.to_string(), script);
+    }
+
+    /// Makes an image present without scripting it.
+    pub(crate) fn add_image(&self, image: &str) {
+        lock(&self.state).images.insert(image.to_string());
+    }
+
+    /// Makes the next call of `operation` fail with `message`.
+    pub(crate) fn fail_next(&self, operation: &str, message: &str) {
+        lock(&self.state)
+            .failures
+            .insert(operation.to_string(), message.to_string());
+    }
+
+    /// Ends the container named `name` with `code`, as a crash would.
+    pub(crate) fn exit(&self, name: &str, code: i64) {
+        let mut s = lock(&self.state);
+        if let Some(c) = s.containers.values_mut().find(|c| c.name == name) {
+            c.stop_with(code);
+        }
+    }
+
+    /// Makes the running container named `name` print `line`.
+    pub(crate) fn print(&self, name: &str, line: &str) {
+        let mut s = lock(&self.state);
+        if let Some(c) = s
+            .containers
+            .values_mut()
+            .find(|c| c.name == name && c.running())
+        {
+            c.print(line);
+        }
+    }
+
+    /// Every call so far, as `operation subject`.
+    pub(crate) fn calls(&self) -> Vec<String> {
+        lock(&self.state)
+            .calls
+            .iter()
+            .map(|(op, subject)| format!("{op} {subject}"))
+            .collect()
+    }
+
+    /// The operations called for one container name, in order.
+    pub(crate) fn calls_of(&self, name: &str) -> Vec<String> {
+        lock(&self.state)
+            .calls
+            .iter()
+            .filter(|(_, subject)| subject == name)
+            .map(|(op, _)| op.clone())
+            .collect()
+    }
+
+    /// Names of containers that exist (running or not).
+    pub(crate) fn containers(&self) -> Vec<String> {
+        lock(&self.state)
+            .containers
+            .values()
+            .map(|c| c.name.clone())
+            .collect()
+    }
+
+    /// Names of running containers.
+    pub(crate) fn running(&self) -> Vec<String> {
+        lock(&self.state)
+            .containers
+            .values()
+            .filter(|c| c.running())
+            .map(|c| c.name.clone())
+            .collect()
+    }
+
+    /// Names of networks that exist.
+    pub(crate) fn networks(&self) -> Vec<String> {
+        lock(&self.state).networks.keys().cloned().collect()
+    }
+
+    /// The spec a container was created with.
+    pub(crate) fn spec_of(&self, name: &str) -> Option<ContainerSpec> {
+        lock(&self.state)
+            .containers
+            .values()
+            .find(|c| c.name == name)
+            .map(|c| c.spec.clone())
+    }
+
+    /// Whether the container is connected to its network (a partition cuts it).
+    pub(crate) fn is_connected(&self, name: &str) -> Option<bool> {
+        lock(&self.state)
+            .containers
+            .values()
+            .find(|c| c.name == name)
+            .map(|c| c.connected)
+    }
+
+    /// Whether the container is paused.
+    pub(crate) fn is_paused(&self, name: &str) -> Option<bool> {
+        lock(&self.state)
+            .containers
+            .values()
+            .find(|c| c.name == name)
+            .map(|c| c.paused)
+    }
+
+    /// Records a call and fails it if told to.
+    fn call(&self, op: &str, subject: &str) -> Result<()> {
+        let mut s = lock(&self.state);
+        s.calls.push((op.to_string(), subject.to_string()));
+        match s.failures.remove(op) {
+            Some(message) => Err(Error::engine(format!("{op} {subject}"), FakeError(message))),
+            None => Ok(()),
+        }
+    }
+
+    /// The container's name for call records (ids are what the core passes in).
+    fn name_of(&self, id: &str) -> String {
+        lock(&self.state)
+            .containers
+            .get(id)
+            .map_or_else(|| id.to_string(), |c| c.name.clone())
+    }
+
+    fn with_container<T>(&self, id: &str, f: impl FnOnce(&mut FakeContainer) -> T) -> Result<T> {
+        let mut s = lock(&self.state);
+        match s.containers.get_mut(id) {
+            Some(c) => Ok(f(c)),
+            None => Err(Error::engine(
+                format!("using container {id}"),
+                FakeError(format!("no such container: {id}")),
+            )),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Backend for FakeEngine {
+    async fn reconnect(&self) -> Result<Arc<dyn Backend>> {
+        self.call("reconnect", "")?;
+        Ok(Arc::new(self.clone()))
+    }
+
+    fn host_addr(&self, network: &NetworkInfo) -> String {
+        format!("host.fake.{}", network.name)
+    }
+
+    fn removal_hint(&self, env: &str, shared_dir: &Path) -> String {
+        format!("fake-engine rm {env}; rm -rf {}", shared_dir.display())
+    }
+
+    fn reserved_names(&self) -> &'static [&'static str] {
+        &["fake-reserved"]
+    }
+
+    async fn create_network(
+        &self,
+        name: &str,
+        labels: BTreeMap<String, String>,
+    ) -> Result<NetworkInfo> {
+        self.call("create_network", name)?;
+        lock(&self.state).networks.insert(name.to_string(), labels);
+        Ok(NetworkInfo {
+            name: name.to_string(),
+            gateway: None,
+        })
+    }
+
+    async fn find_environment(&self, env: &str) -> Result<Leftovers> {
+        self.call("find_environment", env)?;
+        let s = lock(&self.state);
+        let mut found = Leftovers::default();
+        for (id, c) in &s.containers {
+            if c.spec.labels.get(labels::ENV).map(String::as_str) == Some(env) {
+                found.containers.push(id.clone());
+                found
+                    .owners
+                    .extend(c.spec.labels.get(labels::OWNER).cloned());
+            }
+        }
+        for (name, l) in &s.networks {
+            if l.get(labels::ENV).map(String::as_str) == Some(env) {
+                found.networks.push(name.clone());
+                found.owners.extend(l.get(labels::OWNER).cloned());
+            }
+        }
+        found.owners.sort();
+        found.owners.dedup();
+        Ok(found)
+    }
+
+    async fn list_labelled(&self) -> Result<Vec<Labelled>> {
+        self.call("list_labelled", "")?;
+        let s = lock(&self.state);
+        let containers = s.containers.values().filter_map(|c| {
+            Some(Labelled {
+                container: true,
+                env: c.spec.labels.get(labels::ENV)?.clone(),
+                owner: c.spec.labels.get(labels::OWNER).cloned(),
+            })
+        });
+        let networks = s.networks.values().filter_map(|l| {
+            Some(Labelled {
+                container: false,
+                env: l.get(labels::ENV)?.clone(),
+                owner: l.get(labels::OWNER).cloned(),
+            })
+        });
+        Ok(containers.chain(networks).collect())
+    }
+
+    async fn remove_environment(&self, env: &str, network: Option<&str>) -> Result<()> {
+        self.call("remove_environment", env)?;
+        let found = self.find_environment(env).await?;
+        for id in &found.containers {
+            self.remove(id).await?;
+        }
+        let mut s = lock(&self.state);
+        for n in found.networks.iter().map(String::as_str).chain(network) {
+            s.networks.remove(n);
+        }
+        Ok(())
+    }
+
+    async fn ensure_image(&self, image: &str, for_whom: &str) -> Result<()> {
+        self.call("ensure_image", image)?;
+        if lock(&self.state).images.contains(image) {
+            return Ok(());
+        }
+        Err(Error::ImageNotFound {
+            runnable: for_whom.to_string(),
+            image: image.to_string(),
+            reason: "the fake engine has no registry".to_string(),
+        })
+    }
+
+    async fn image_exists(&self, image: &str) -> Result<bool> {
+        self.call("image_exists", image)?;
+        Ok(lock(&self.state).images.contains(image))
+    }
+
+    async fn import_image(
+        &self,
+        repo: &str,
+        tag: &str,
+        _rootfs_tar: Vec<u8>,
+        _config: &ImageConfig,
+    ) -> Result<()> {
+        let reference = format!("{repo}:{tag}");
+        self.call("import_image", &reference)?;
+        lock(&self.state).images.insert(reference);
+        Ok(())
+    }
+
+    async fn tag_image(&self, image: &str, repo: &str, tag: &str) -> Result<()> {
+        self.call("tag_image", image)?;
+        lock(&self.state).images.insert(format!("{repo}:{tag}"));
+        Ok(())
+    }
+
+    async fn list_host_images(&self) -> Result<Vec<Vec<String>>> {
+        self.call("list_host_images", "")?;
+        Ok(Vec::new())
+    }
+
+    async fn untag_image(&self, reference: &str) -> Result<bool> {
+        self.call("untag_image", reference)?;
+        Ok(lock(&self.state).images.remove(reference))
+    }
+
+    async fn create_and_start(
+        &self,
+        spec: &ContainerSpec,
+        _for_whom: &str,
+    ) -> Result<StartedContainer> {
+        self.call("create_and_start", &spec.name)?;
+        let mut s = lock(&self.state);
+        // A leftover of the same name is replaced, as the Docker adapter does.
+        s.containers.retain(|_, c| c.name != spec.name);
+        s.next_id += 1;
+        let id = format!("fake{:04}", s.next_id);
+        let script = s.scripts.get(&spec.image).cloned().unwrap_or_default();
+        let (exit, _) = watch::channel(script.exit_at_start);
+        let mut container = FakeContainer {
+            name: spec.name.clone(),
+            spec: spec.clone(),
+            exit,
+            paused: false,
+            connected: spec.network.is_some(),
+            logs: Vec::new(),
+            followers: Vec::new(),
+            script: script.clone(),
+        };
+        for line in &script.logs {
+            container.print(line);
+        }
+        let published = spec
+            .ports
+            .iter()
+            .filter_map(|p| Some((*p, *script.serve.get(p)?)))
+            .collect();
+        let exited = script.exit_at_start;
+        s.containers.insert(id.clone(), container);
+        drop(s);
+        if let Some((after, code)) = script.exit_after {
+            let engine = self.clone();
+            let name = spec.name.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(after).await;
+                engine.exit(&name, code);
+            });
+        }
+        Ok(StartedContainer {
+            id,
+            direct_ip: None,
+            published,
+            exited,
+        })
+    }
+
+    async fn wait_exit(&self, id: &str) -> Result<i64> {
+        let mut exit = self.with_container(id, |c| c.exit.subscribe())?;
+        let code = match exit.wait_for(Option::is_some).await {
+            Ok(code) => code.unwrap_or(-1),
+            // The container was removed while running.
+            Err(_) => -1,
+        };
+        Ok(code)
+    }
+
+    async fn stop(&self, id: &str, _grace: Duration) -> Result<()> {
+        self.call("stop", &self.name_of(id))?;
+        self.with_container(id, |c| c.stop_with(0)).or(Ok(()))
+    }
+
+    async fn kill(&self, id: &str) -> Result<()> {
+        self.call("kill", &self.name_of(id))?;
+        self.with_container(id, |c| c.stop_with(137)).or(Ok(()))
+    }
+
+    async fn remove(&self, id: &str) -> Result<()> {
+        self.call("remove", &self.name_of(id))?;
+        let mut s = lock(&self.state);
+        let key = s
+            .containers
+            .iter()
+            .find(|(k, c)| k.as_str() == id || c.name == id)
+            .map(|(k, _)| k.clone());
+        if let Some(mut c) = key.and_then(|k| s.containers.remove(&k)) {
+            c.stop_with(137);
+        }
+        Ok(())
+    }
+
+    async fn pause(&self, id: &str) -> Result<()> {
+        self.call("pause", &self.name_of(id))?;
+        self.with_container(id, |c| c.paused = true)
+    }
+
+    async fn unpause(&self, id: &str) -> Result<()> {
+        self.call("unpause", &self.name_of(id))?;
+        self.with_container(id, |c| c.paused = false)
+    }
+
+    async fn disconnect(&self, id: &str, _network: &str) -> Result<()> {
+        self.call("disconnect", &self.name_of(id))?;
+        self.with_container(id, |c| c.connected = false)
+    }
+
+    async fn connect(&self, id: &str, _network: &str, _aliases: &[String]) -> Result<()> {
+        self.call("connect", &self.name_of(id))?;
+        self.with_container(id, |c| c.connected = true)
+    }
+
+    fn follow_logs(&self, id: &str) -> LogStream {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let _ = self.with_container(id, |c| {
+            for line in &c.logs {
+                let _ = tx.send(Ok(line.clone()));
+            }
+            if c.running() {
+                c.followers.push(tx);
+            }
+        });
+        Box::pin(futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|line| (line, rx))
+        }))
+    }
+
+    fn usage(&self, _id: &str) -> UsageStream {
+        Box::pin(futures_util::stream::pending().boxed())
+    }
+
+    async fn signal(&self, id: &str, signal: &str) -> Result<()> {
+        self.call(&format!("signal {signal}"), &self.name_of(id))?;
+        self.with_container(id, |_| ())
+    }
+
+    async fn log_tail(&self, id: &str, lines: usize) -> Vec<String> {
+        self.with_container(id, |c| {
+            let skip = c.logs.len().saturating_sub(lines);
+            c.logs[skip..].iter().map(|l| l.text.clone()).collect()
+        })
+        .unwrap_or_default()
+    }
+
+    async fn exec(&self, id: &str, _for_whom: &str, request: &ExecRequest) -> Result<ExecOutput> {
+        self.call("exec", &self.name_of(id))?;
+        let answer = self.with_container(id, |c| c.script.exec.clone())?;
+        Ok(match answer {
+            Some(f) => f(request),
+            None => ExecOutput {
+                exit_code: 0,
+                stdout: request.argv.join(" "),
+                stderr: String::new(),
+            },
+        })
+    }
+}

@@ -1,0 +1,229 @@
+//! The state an environment shares with its runnables ([`EnvCore`]), and the one rule for
+//! naming containers and runnable directories.
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+
+use super::runnable::{Runnable, RunnableInner};
+use super::{sweep, EnvironmentListener};
+use crate::engine::{Backend, NetworkInfo};
+use crate::error::{Error, Result};
+use crate::host::fs::lock;
+use crate::host::{labels, naming};
+
+/// The engine's name of a runnable's container, which is also its DNS name on the network:
+/// `<env>-<runnable>`.
+pub(crate) fn container_name(env: &str, runnable: &str) -> String {
+    format!("{env}-{runnable}")
+}
+
+/// A runnable's directory: `<shared dir>/data/<runnable>`.
+pub(crate) fn runnable_dir(shared_dir: &Path, runnable: &str) -> PathBuf {
+    shared_dir.join("data").join(runnable)
+}
+
+pub(crate) type Closer = Box<dyn FnOnce() + Send>;
+
+/// State shared by the environment and its runnables.
+pub(crate) struct EnvCore {
+    pub name: String,
+    pub backend: Arc<dyn Backend>,
+    pub network: NetworkInfo,
+    pub shared_dir: PathBuf,
+    pub volumes: Vec<crate::spec::Mount>,
+    pub cpus: Option<f64>,
+    pub verbose: bool,
+    pub http: reqwest::Client,
+    pub(crate) closed: AtomicBool,
+    pub(crate) names: Mutex<HashSet<String>>,
+    pub(crate) started: Mutex<Vec<Weak<RunnableInner>>>,
+    /// How to reach each running runnable, kept apart from the runnables themselves so it
+    /// can be printed after they were dropped (keep-on-failure).
+    pub(crate) reachable: Mutex<BTreeMap<String, String>>,
+    pub(crate) listeners: Mutex<Vec<Arc<dyn EnvironmentListener>>>,
+    pub(crate) closers: Mutex<Vec<Closer>>,
+}
+
+impl fmt::Debug for EnvCore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Environment")
+            .field("name", &self.name)
+            .field("network", &self.network.name)
+            .field("shared_dir", &self.shared_dir)
+            .field("closed", &self.is_closed())
+            .finish_non_exhaustive()
+    }
+}
+
+impl EnvCore {
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn ensure_open(&self) -> Result<()> {
+        if self.is_closed() {
+            return Err(Error::EnvironmentClosed {
+                env: self.name.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    pub(crate) fn register(&self, name: &str) -> Result<()> {
+        self.ensure_open()?;
+        naming::validate_runnable_name(&self.name, name)?;
+        if !lock(&self.names).insert(name.to_string()) {
+            return Err(Error::DuplicateRunnable {
+                env: self.name.clone(),
+                name: name.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    pub(crate) fn trace(&self, what: impl FnOnce() -> String) {
+        if self.verbose {
+            println!("e2ekit[{}]: {}", self.name, what());
+        }
+    }
+
+    pub(crate) fn container_labels(&self, runnable: &str) -> BTreeMap<String, String> {
+        let mut l = self.labels();
+        l.insert(labels::RUNNABLE.to_string(), runnable.to_string());
+        l
+    }
+
+    fn labels(&self) -> BTreeMap<String, String> {
+        env_labels(&self.name)
+    }
+
+    /// Records a start (keeping start order) and tells the listeners.
+    pub(crate) fn started(&self, runnable: &Arc<RunnableInner>) {
+        {
+            let mut started = lock(&self.started);
+            started.retain(|w| w.strong_count() > 0 && !Weak::ptr_eq(w, &Arc::downgrade(runnable)));
+            started.push(Arc::downgrade(runnable));
+        }
+        self.notify();
+    }
+
+    /// Records (or with `None` forgets) how to reach a runnable.
+    pub(crate) fn set_reachable(&self, runnable: &str, how: Option<String>) {
+        let mut map = lock(&self.reachable);
+        match how {
+            Some(h) => map.insert(runnable.to_string(), h),
+            None => map.remove(runnable),
+        };
+    }
+
+    pub(crate) fn notify(&self) {
+        let running: Vec<Runnable> = lock(&self.started)
+            .iter()
+            .filter_map(Weak::upgrade)
+            .map(Runnable::from_inner)
+            .filter(Runnable::is_running)
+            .collect();
+        let listeners = lock(&self.listeners).clone();
+        for l in listeners {
+            if let Err(e) = l.on_change(&running) {
+                tracing::warn!(env = %self.name, error = %e, "environment listener failed");
+            }
+        }
+    }
+
+    /// Closes the environment with the given engine connection. Safe to call twice.
+    pub(crate) async fn close_with(&self, backend: &dyn Backend) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let closers: Vec<Closer> = std::mem::take(&mut *lock(&self.closers));
+        for closer in closers.into_iter().rev() {
+            closer();
+        }
+        // Start order is kept for listeners; removal is concurrent because a kill does not
+        // care about order and sequential removal would be N times slower.
+        let runnables: Vec<_> = lock(&self.started)
+            .drain(..)
+            .filter_map(|w| w.upgrade())
+            .collect();
+        for r in runnables.iter().rev() {
+            Runnable::from_inner(r.clone()).forget_container();
+        }
+        self.trace(|| "removing containers and network".to_string());
+        if let Err(e) = backend
+            .remove_environment(&self.name, Some(&self.network.name))
+            .await
+        {
+            eprintln!("e2ekit: closing environment {:?}: {e}", self.name);
+        }
+        match std::fs::remove_dir_all(&self.shared_dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                // Files a container wrote as another user (root, mostly): delete them as root
+                // through the engine, then what is left is ours.
+                self.trace(|| "removing files owned by another user through the engine".into());
+                if let Err(e) = crate::engine::cleanup::remove_contents_as_root(
+                    backend,
+                    &self.name,
+                    &self.shared_dir,
+                )
+                .await
+                {
+                    eprintln!(
+                        "e2ekit: could not remove files written by containers as another user in {}: {e}",
+                        self.shared_dir.display()
+                    );
+                }
+                remove_dir(&self.shared_dir);
+            }
+            Ok(()) => {}
+            // Retried once more by remove_dir, which reports what is left.
+            Err(_) => remove_dir(&self.shared_dir),
+        }
+    }
+}
+
+/// `E2EKIT_KEEP_ON_FAILURE=1`: leave the environment of a panicking test running.
+pub(crate) fn keep_on_failure() -> bool {
+    std::env::var("E2EKIT_KEEP_ON_FAILURE").is_ok_and(|v| !v.is_empty() && v != "0")
+}
+
+impl EnvCore {
+    /// Marks the environment as kept (so sweeps spare it) and prints how to reach and remove it.
+    pub(crate) fn keep_for_inspection(&self) {
+        let _ = std::fs::write(self.shared_dir.join(sweep::KEPT_MARKER), labels::owner());
+        let mut text = format!(
+            "\ne2ekit: E2EKIT_KEEP_ON_FAILURE is set; environment {:?} is kept for inspection.\n",
+            self.name
+        );
+        for line in lock(&self.reachable).values() {
+            text.push_str(&format!("  {line}\n"));
+        }
+        text.push_str(&format!("  shared dir: {}\n", self.shared_dir.display()));
+        text.push_str(&format!(
+            "  remove it with: {}\n",
+            self.backend.removal_hint(&self.name, &self.shared_dir)
+        ));
+        eprintln!("{text}");
+    }
+}
+
+pub(crate) fn env_labels(name: &str) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (labels::ENV.to_string(), name.to_string()),
+        (labels::OWNER.to_string(), labels::owner().to_string()),
+    ])
+}
+
+pub(crate) fn remove_dir(dir: &Path) {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => eprintln!(
+            "e2ekit: could not remove shared dir {}: {e} (files written by containers as another user? run them with StartOptions::host_user)",
+            dir.display()
+        ),
+    }
+}

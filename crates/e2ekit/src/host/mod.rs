@@ -1,0 +1,15 @@
+//! Host-side helpers that need no engine: file helpers, names, labels and root filesystems
+//! assembled from host files.
+//!
+//! ```
+//! // Every resource e2ekit creates carries these labels.
+//! assert_eq!(e2ekit::labels::ENV, "e2ekit.env");
+//! println!("this process owns its resources as {}", e2ekit::labels::owner());
+//! ```
+
+pub(crate) mod fs;
+pub mod labels;
+pub(crate) mod naming;
+pub(crate) mod rootfs;
+
+pub use rootfs::HostImage;
