@@ -21,7 +21,8 @@
 //! # Ok(()) }
 //! ```
 
-use std::collections::BTreeMap;
+use std::any::{Any, TypeId};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -181,6 +182,7 @@ impl FutureRunnable {
                 options,
                 state: Mutex::new(None),
                 metadata: Mutex::new(BTreeMap::new()),
+                markers: Mutex::new(Markers::default()),
                 op: tokio::sync::Mutex::new(()),
             }),
         })
@@ -209,6 +211,10 @@ fn internal_endpoint(
     Ok(format!("{}:{p}", container_name(&core.name, name)))
 }
 
+/// Typed markers by type.
+#[derive(Default)]
+struct Markers(HashMap<TypeId, Box<dyn Any + Send + Sync>>);
+
 /// A started (or startable) container; cloned out of the lock by waits.
 #[derive(Clone)]
 struct Running {
@@ -230,6 +236,10 @@ pub(crate) struct RunnableInner {
     mounts: Vec<Mount>,
     state: Mutex<Option<Running>>,
     metadata: Mutex<BTreeMap<String, String>>,
+    /// Typed values other layers attach (an instrumented runnable's scrape endpoint, ...),
+    /// keyed by their type, which is private to the layer that defines it: users cannot
+    /// overwrite them by accident the way a string key could be.
+    markers: Mutex<Markers>,
     /// Serialises start/stop/kill of one runnable.
     op: tokio::sync::Mutex<()>,
 }
@@ -318,8 +328,24 @@ impl Runnable {
         lock(&self.inner.state).as_ref().and_then(|r| r.direct_ip)
     }
 
-    /// Attaches a key/value to the runnable (shared by all clones). e2ekit marks instrumented
-    /// runnables with `e2ekit.metrics.*` keys, which monitoring uses to find scrape targets.
+    /// Attaches a typed marker (shared by all clones), replacing one of the same type.
+    pub(crate) fn set_marker<T: Any + Clone + Send + Sync>(&self, value: T) {
+        lock(&self.inner.markers)
+            .0
+            .insert(TypeId::of::<T>(), Box::new(value));
+    }
+
+    /// The marker of type `T`, if one was attached.
+    pub(crate) fn marker<T: Any + Clone + Send + Sync>(&self) -> Option<T> {
+        lock(&self.inner.markers)
+            .0
+            .get(&TypeId::of::<T>())
+            .and_then(|v| v.downcast_ref::<T>())
+            .cloned()
+    }
+
+    /// Attaches a key/value to the runnable (shared by all clones), for your own bookkeeping;
+    /// e2ekit itself does not read it.
     pub fn set_metadata(&self, key: impl Into<String>, value: impl Into<String>) {
         lock(&self.inner.metadata).insert(key.into(), value.into());
     }
