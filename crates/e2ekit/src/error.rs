@@ -219,15 +219,27 @@ pub enum Error {
     #[error("{0}")]
     Unexpected(String),
 
-    /// The metrics endpoint of a runnable could not be read or parsed.
+    /// The metrics endpoint of a runnable could not be read or parsed. The cause (the HTTP
+    /// client's error, the parse error naming the line) is the `source()`.
     #[error("cannot read the metrics of runnable {runnable:?} from {url}: {reason}")]
     MetricsFetch {
         /// Runnable name.
         runnable: String,
         /// The metrics URL.
         url: String,
-        /// What went wrong (a parse error names the line).
+        /// What went wrong, in short ("the request failed", "invalid exposition").
         reason: String,
+        /// The underlying error, if any.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+
+    /// A label matcher is not valid (a regex that does not compile, ...).
+    #[error("invalid label matcher")]
+    InvalidMatcher {
+        /// What is wrong with it.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
 
     /// A requested metric is not exposed (and the options neither wait for it nor skip it).

@@ -2,7 +2,7 @@
 
 use std::fmt;
 use std::ops::Deref;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::expectation::Expectation;
 use super::options::{default_metrics_wait, MetricsOptions};
@@ -10,15 +10,18 @@ use super::parse::parse;
 use super::sum::{sum_metrics, SumError};
 use crate::env::{AsRunnable, Runnable};
 use crate::error::{Error, MetricsWaitFailure, Result};
-use crate::wait::WaitPolicy;
+use crate::wait::{Poll, WaitPolicy};
 
 /// Metadata keys marking an instrumented runnable's metrics endpoint.
 pub(crate) const META_PORT: &str = "e2ekit.metrics.port";
 pub(crate) const META_PATH: &str = "e2ekit.metrics.path";
 pub(crate) const META_SCHEME: &str = "e2ekit.metrics.scheme";
 
-/// Longest single metrics fetch, so a hung endpoint cannot eat a whole wait.
+/// Longest single metrics fetch, so a hung endpoint cannot eat a whole wait. Inside a wait,
+/// a fetch is also bounded by the time left.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// The shortest fetch a wait still allows near its deadline.
+const MIN_FETCH: Duration = Duration::from_millis(50);
 
 /// A runnable whose Prometheus metrics can be read and waited on. It stays a runnable:
 /// it dereferences to [`Runnable`] and works with [`crate::start_and_wait_ready`].
@@ -131,24 +134,33 @@ impl Instrumented {
 
     /// The raw exposition text.
     pub async fn metrics(&self) -> Result<String> {
+        self.fetch(FETCH_TIMEOUT).await
+    }
+
+    /// The exposition text, giving up after `limit`.
+    async fn fetch(&self, limit: Duration) -> Result<String> {
         let url = self.metrics_url()?;
-        let fail = |reason: String| Error::MetricsFetch {
+        let fail = |reason: &str, source: Option<reqwest::Error>| Error::MetricsFetch {
             runnable: self.runnable.name().to_string(),
             url: url.clone(),
-            reason,
+            reason: reason.to_string(),
+            source: source.map(|e| e.into()),
         };
         let response = self
             .runnable
             .http()
             .get(&url)
-            .timeout(FETCH_TIMEOUT)
+            .timeout(limit)
             .send()
             .await
-            .map_err(|e| fail(e.to_string()))?;
+            .map_err(|e| fail("the request failed", Some(e)))?;
         let status = response.status();
-        let body = response.text().await.map_err(|e| fail(e.to_string()))?;
+        let body = response
+            .text()
+            .await
+            .map_err(|e| fail("reading the answer failed", Some(e)))?;
         if !status.is_success() {
-            return Err(fail(format!("answered {status}")));
+            return Err(fail(&format!("it answered {status}"), None));
         }
         Ok(body)
     }
@@ -160,7 +172,7 @@ impl Instrumented {
         S: AsRef<str>,
     {
         let names = to_names(names);
-        sums_of(std::slice::from_ref(self), &names, &options).await
+        sums_of(std::slice::from_ref(self), &names, &options, FETCH_TIMEOUT).await
     }
 
     /// Waits until the sums of the named metrics meet the expectation, with default options.
@@ -169,7 +181,7 @@ impl Instrumented {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let options = MetricsOptions::new().wait(self.wait);
+        let options = MetricsOptions::new().wait(default_wait(std::slice::from_ref(self)));
         self.wait_sum_metrics_with(expectation, names, options)
             .await
     }
@@ -247,16 +259,18 @@ impl CompositeInstrumented {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        sums_of(&self.instances, &to_names(names), &options).await
+        sums_of(&self.instances, &to_names(names), &options, FETCH_TIMEOUT).await
     }
 
-    /// Waits until the sums across all instances meet the expectation, with default options.
+    /// Waits until the sums across all instances meet the expectation, with default options
+    /// and the instances' wait policies (the most patient one decides).
     pub async fn wait_sum_metrics<I, S>(&self, expectation: Expectation, names: I) -> Result<()>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        self.wait_sum_metrics_with(expectation, names, MetricsOptions::new())
+        let options = MetricsOptions::new().wait(default_wait(&self.instances));
+        self.wait_sum_metrics_with(expectation, names, options)
             .await
     }
 
@@ -278,6 +292,16 @@ impl CompositeInstrumented {
     pub async fn wait_removed_metric(&self, name: &str, options: MetricsOptions) -> Result<()> {
         wait_removed(&self.instances, name, options).await
     }
+}
+
+/// The wait policy of a default wait over `instances`: that of the instance with the longest
+/// deadline (for one instance, its own policy).
+fn default_wait(instances: &[Instrumented]) -> WaitPolicy {
+    instances
+        .iter()
+        .map(|i| i.wait)
+        .max_by_key(WaitPolicy::deadline)
+        .unwrap_or_else(default_metrics_wait)
 }
 
 fn to_names<I, S>(names: I) -> Vec<String>
@@ -303,6 +327,7 @@ async fn sums_of(
     instances: &[Instrumented],
     names: &[String],
     options: &MetricsOptions,
+    fetch_limit: Duration,
 ) -> Result<Vec<f64>> {
     if instances.is_empty() {
         return Err(Error::InvalidArgument(
@@ -310,7 +335,7 @@ async fn sums_of(
         ));
     }
     let names_ref: Vec<&str> = names.iter().map(String::as_str).collect();
-    let fetches = instances.iter().map(|i| i.metrics());
+    let fetches = instances.iter().map(|i| i.fetch(fetch_limit));
     let texts = futures_util::future::join_all(fetches).await;
     let mut total = vec![0.0; names.len()];
     for (instance, text) in instances.iter().zip(texts) {
@@ -321,7 +346,8 @@ async fn sums_of(
             url: instance
                 .metrics_url()
                 .unwrap_or_else(|_| instance.path.clone()),
-            reason: format!("invalid exposition: {e}"),
+            reason: "the exposition is invalid".to_string(),
+            source: Some(Box::new(e)),
         })?;
         let sums = sum_metrics(&families, &names_ref, &options.sum).map_err(|e| match e {
             SumError::Missing { name } => Error::MetricMissing {
@@ -329,7 +355,9 @@ async fn sums_of(
                 metric: name,
                 matchers: options.matchers_text(),
             },
-            SumError::Matcher(m) => Error::InvalidArgument(m.to_string()),
+            SumError::Matcher(m) => Error::InvalidMatcher {
+                source: Box::new(m),
+            },
         })?;
         for (t, s) in total.iter_mut().zip(sums) {
             *t += s;
@@ -340,8 +368,9 @@ async fn sums_of(
 
 fn validate(options: &MetricsOptions) -> Result<()> {
     for m in &options.sum.matchers {
-        m.validate()
-            .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        m.validate().map_err(|e| Error::InvalidMatcher {
+            source: Box::new(e),
+        })?;
     }
     Ok(())
 }
@@ -357,6 +386,8 @@ enum Look {
 }
 
 /// Looks at the metrics until `judge` says done or failed, or the policy's deadline passes.
+/// Each look is bounded by the time left, so a hung or paused endpoint cannot push the wait
+/// past its deadline.
 async fn poll(
     instances: &[Instrumented],
     names: &[String],
@@ -364,14 +395,12 @@ async fn poll(
     expected: String,
     judge: impl Fn(Result<Vec<f64>>) -> Look,
 ) -> Result<()> {
-    let policy = options.wait;
-    let started = Instant::now();
-    let mut intervals = policy.intervals();
-    let mut checks = 0u32;
+    let mut poll = Poll::new(options.wait);
     let (mut last_values, mut last_error) = (None, None);
     loop {
-        checks += 1;
-        match judge(sums_of(instances, names, options).await) {
+        poll.attempt();
+        let limit = poll.remaining().clamp(MIN_FETCH, FETCH_TIMEOUT);
+        match judge(sums_of(instances, names, options, limit).await) {
             Look::Done => return Ok(()),
             Look::Fail(e) => return Err(e),
             Look::Again { values, error } => {
@@ -379,8 +408,7 @@ async fn poll(
                 last_error = error.or(last_error);
             }
         }
-        let elapsed = started.elapsed();
-        if elapsed >= policy.deadline() {
+        let Some(pause) = poll.next_pause() else {
             return Err(Error::MetricsWait(Box::new(MetricsWaitFailure {
                 runnable: describe(instances),
                 metrics: names.to_vec(),
@@ -388,16 +416,24 @@ async fn poll(
                 expected,
                 last_values,
                 last_error,
-                after: elapsed,
-                checks,
+                after: poll.elapsed(),
+                checks: poll.attempts(),
             })));
-        }
-        let pause = intervals
-            .next()
-            .unwrap_or(policy.max_interval)
-            .min(policy.deadline() - elapsed);
+        };
         tokio::time::sleep(pause).await;
     }
+}
+
+/// An error and its causes on one line, for the "last error" of a failed wait.
+fn chain(e: &Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
 }
 
 async fn wait_for(
@@ -428,18 +464,19 @@ async fn wait_for(
             },
             Err(e @ Error::MetricMissing { .. }) if options.wait_missing => Look::Again {
                 values: None,
-                error: Some(e.to_string()),
+                error: Some(chain(&e)),
             },
             // Not exposed, not running, bad arguments: waiting cannot help.
             Err(
                 e @ (Error::MetricMissing { .. }
                 | Error::NotRunning { .. }
+                | Error::InvalidMatcher { .. }
                 | Error::InvalidArgument(_)),
             ) => Look::Fail(e),
             // A fetch can fail while a service restarts or is paused; keep looking.
             Err(e) => Look::Again {
                 values: None,
-                error: Some(e.to_string()),
+                error: Some(chain(&e)),
             },
         },
     )
@@ -464,10 +501,14 @@ async fn wait_removed(
         "removed".to_string(),
         |look| match look {
             Err(Error::MetricMissing { .. }) => Look::Done,
-            Err(e @ (Error::NotRunning { .. } | Error::InvalidArgument(_))) => Look::Fail(e),
+            Err(
+                e @ (Error::NotRunning { .. }
+                | Error::InvalidMatcher { .. }
+                | Error::InvalidArgument(_)),
+            ) => Look::Fail(e),
             Err(e) => Look::Again {
                 values: None,
-                error: Some(e.to_string()),
+                error: Some(chain(&e)),
             },
             Ok(v) => Look::Again {
                 values: Some(v),

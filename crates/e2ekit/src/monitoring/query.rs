@@ -96,6 +96,7 @@ async fn call(http: &reqwest::Client, url: &str, params: &[(&str, String)]) -> R
         runnable: "prometheus".to_string(),
         url: url.to_string(),
         reason,
+        source: None,
     };
     let response = http
         .get(url)
@@ -128,7 +129,8 @@ pub(crate) async fn instant(
     let bad = |e: serde_json::Error| Error::MetricsFetch {
         runnable: "prometheus".to_string(),
         url: url.clone(),
-        reason: format!("unexpected {} result: {e}", data.result_type),
+        reason: format!("unexpected {} result", data.result_type),
+        source: Some(Box::new(e)),
     };
     match data.result_type.as_str() {
         "vector" => {
@@ -176,7 +178,8 @@ pub(crate) async fn range(
         serde_json::from_value(data.result).map_err(|e| Error::MetricsFetch {
             runnable: "prometheus".to_string(),
             url: url.clone(),
-            reason: format!("unexpected range result: {e}"),
+            reason: "unexpected range result".to_string(),
+            source: Some(Box::new(e)),
         })?;
     Ok(items
         .into_iter()
