@@ -14,10 +14,12 @@
 
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 use crate::error::{Error, Result};
+use crate::host::http::{read_request_path, respond};
+
+pub use crate::host::browser::open_in_browser;
 
 /// How an interactive wait ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,15 +79,13 @@ impl FinishEndpoint {
                 let Ok((mut sock, _)) = self.listener.accept().await else {
                     continue;
                 };
-                let mut buf = [0u8; 1024];
-                let _ = tokio::time::timeout(Duration::from_millis(500), sock.read(&mut buf)).await;
-                let body = "e2ekit: finishing the scenario and cleaning up.\n";
-                let reply = format!(
-                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = sock.write_all(reply.as_bytes()).await;
-                return;
+                // A connection that sends no request (a port scan, a browser's pre-connect)
+                // does not finish the scenario.
+                if let Ok(Some(_)) = read_request_path(&mut sock).await {
+                    let body = "e2ekit: finishing the scenario and cleaning up.\n";
+                    let _ = respond(&mut sock, "200 OK", "text/plain", body).await;
+                    return;
+                }
             }
         };
         tokio::select! {
@@ -131,35 +131,4 @@ async fn termination_signal() -> Result<()> {
             .await
             .map_err(|e| Error::io("waiting for Ctrl-C", e))
     }
-}
-
-/// Opens `url` in the default browser (`$BROWSER` if set, else `xdg-open` on Linux, `open` on
-/// macOS, `rundll32` on Windows). Errors clearly when no opener exists, e.g. on a headless machine.
-pub fn open_in_browser(url: &str) -> Result<()> {
-    // $BROWSER is the conventional override (and lets tests avoid opening a real browser).
-    let custom = std::env::var("BROWSER").ok().filter(|b| !b.is_empty());
-    let (program, args): (&str, Vec<&str>) = if let Some(browser) = custom.as_deref() {
-        (browser, vec![url])
-    } else if cfg!(target_os = "macos") {
-        ("open", vec![url])
-    } else if cfg!(target_os = "windows") {
-        ("rundll32", vec!["url.dll,FileProtocolHandler", url])
-    } else {
-        ("xdg-open", vec![url])
-    };
-    let status = std::process::Command::new(program)
-        .args(&args)
-        .status()
-        .map_err(|e| {
-            Error::io(
-                format!("opening {url} with {program} (no browser opener on this machine? open the URL by hand)"),
-                e,
-            )
-        })?;
-    if !status.success() {
-        return Err(Error::InvalidArgument(format!(
-            "{program} {url} failed ({status}); open the URL by hand"
-        )));
-    }
-    Ok(())
 }

@@ -7,7 +7,9 @@
 //! println!("this process owns its resources as {}", e2ekit::labels::owner());
 //! ```
 
+pub(crate) mod browser;
 pub(crate) mod fs;
+pub(crate) mod http;
 pub mod labels;
 pub(crate) mod naming;
 pub(crate) mod rootfs;

@@ -3,14 +3,13 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
 use super::usage::UsageTable;
 use crate::error::{Error, Result};
+use crate::host::http::{read_request_path, respond};
 
 /// Produces the test process's exposition on every scrape.
 pub(crate) type LocalMetrics = Arc<dyn Fn() -> String + Send + Sync>;
@@ -62,19 +61,10 @@ async fn answer(
     usage: &UsageTable,
     scrapes: &watch::Sender<u64>,
 ) -> std::io::Result<()> {
-    let mut head = Vec::with_capacity(1024);
-    let mut buf = [0u8; 1024];
-    while !head.windows(4).any(|w| w == b"\r\n\r\n") && head.len() < 16 * 1024 {
-        let n = match tokio::time::timeout(Duration::from_secs(5), sock.read(&mut buf)).await {
-            Ok(Ok(0)) | Err(_) => return Ok(()),
-            Ok(Ok(n)) => n,
-            Ok(Err(e)) => return Err(e),
-        };
-        head.extend_from_slice(&buf[..n]);
-    }
-    let head = String::from_utf8_lossy(&head);
-    let path = head.split_whitespace().nth(1).unwrap_or("/");
-    let path = path.split('?').next().unwrap_or(path);
+    let Some(path) = read_request_path(&mut sock).await? else {
+        return Ok(());
+    };
+    let path = path.as_str();
     let (status, body) = match path {
         LOCAL_PATH => {
             scrapes.send_modify(|n| *n += 1);
@@ -83,11 +73,7 @@ async fn answer(
         CONTAINERS_PATH => ("200 OK", super::usage::render(usage)),
         _ => ("404 Not Found", "not found\n".to_string()),
     };
-    let reply = format!(
-        "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    sock.write_all(reply.as_bytes()).await
+    respond(&mut sock, status, "text/plain; version=0.0.4", &body).await
 }
 
 /// The default local metrics: this process's resource usage, named like the Prometheus
