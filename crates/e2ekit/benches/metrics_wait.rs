@@ -19,11 +19,16 @@
 //!
 //! Run: `cargo bench -p e2ekit --bench metrics_wait` (iterations: `E2EKIT_BENCH_ITERS`,
 //! default 50). The environment is closed at the end, after errors and panics, and on
-//! Ctrl-C; the bench then checks that no container labelled `e2ekit.env` is left.
+//! Ctrl-C; the bench then checks (through `e2ekit::sweep`) that none of its containers and
+//! networks are left.
 
 use std::time::{Duration, Instant};
 
 use e2ekit::prelude::*;
+
+#[allow(dead_code)] // uses a subset
+mod common;
+use common::{environments, leftovers, median, percentile, sorted, BoxError, Res};
 
 const ENV_NAME: &str = "e2ekit-bench-metrics";
 const DEFAULT_ITERS: usize = 50;
@@ -41,9 +46,6 @@ const DELAY_MIN_MS: u64 = 20;
 const DELAY_SPAN_MS: u64 = 101;
 /// Stop after this many failed measurements in a row.
 const MAX_CONSECUTIVE_FAILURES: usize = 3;
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-type Res<T> = std::result::Result<T, BoxError>;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Method {
@@ -285,29 +287,6 @@ fn chain(e: &(dyn std::error::Error + 'static)) -> String {
     text
 }
 
-/// Nearest-rank percentile of sorted values.
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-fn median(sorted: &[f64]) -> f64 {
-    match sorted.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => sorted[n / 2],
-        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
-    }
-}
-
-fn sorted(values: impl Iterator<Item = f64>) -> Vec<f64> {
-    let mut v: Vec<f64> = values.collect();
-    v.sort_by(f64::total_cmp);
-    v
-}
-
 fn report(results: &Results, iters: usize) -> bool {
     println!();
     println!(
@@ -363,58 +342,36 @@ fn report(results: &Results, iters: usize) -> bool {
     met
 }
 
-/// Lines of a docker CLI listing (container or network ids).
-fn docker_ids(args: &[&str]) -> Res<Vec<String>> {
-    let out = std::process::Command::new("docker").args(args).output()?;
-    if !out.status.success() {
-        return Err(format!(
-            "docker {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )
-        .into());
-    }
-    Ok(String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .map(str::to_string)
-        .collect())
-}
-
 /// Checks that the environment left nothing behind; false if it did.
-fn check_leftovers() -> bool {
-    let ours = format!("label=e2ekit.env={ENV_NAME}");
-    let mut clean = true;
-    for (what, args) in [
-        ("containers", vec!["ps", "-aq", "--filter", ours.as_str()]),
-        (
-            "networks",
-            vec!["network", "ls", "-q", "--filter", ours.as_str()],
-        ),
-    ] {
-        match docker_ids(&args) {
-            Ok(ids) if ids.is_empty() => {}
-            Ok(ids) => {
-                eprintln!("bench: LEFTOVER {what} of {ENV_NAME}: {ids:?}");
-                clean = false;
-            }
-            Err(e) => {
-                eprintln!("bench: cannot check leftovers: {e}");
-                clean = false;
-            }
+async fn check_leftovers() -> bool {
+    let clean = match leftovers(ENV_NAME).await {
+        Ok((0, 0)) => true,
+        Ok((containers, networks)) => {
+            eprintln!(
+                "bench: LEFTOVER of {ENV_NAME}: {containers} container(s), {networks} network(s)"
+            );
+            false
         }
-    }
+        Err(e) => {
+            eprintln!("bench: cannot check leftovers: {e}");
+            false
+        }
+    };
     // Any e2ekit environment (others may be running tests on this engine at the same time).
-    match docker_ids(&["ps", "-aq", "--filter", "label=e2ekit.env"]) {
-        Ok(ids) if ids.is_empty() => {
-            println!("leftovers: none (`docker ps -aq --filter label=e2ekit.env` is empty)")
+    match environments(|_| true).await {
+        Ok(envs) if envs.is_empty() => {
+            println!("leftovers: none (no e2ekit environment on the engine)")
         }
-        Ok(ids) => println!(
-            "leftovers: none of {ENV_NAME}; {} container(s) of other e2ekit environments exist (not ours)",
-            ids.len()
+        Ok(envs) if clean => println!(
+            "leftovers: none of {ENV_NAME}; {} other e2ekit environment(s) exist (not ours): {}",
+            envs.len(),
+            envs.iter()
+                .map(|e| e.name.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
-        Err(e) => eprintln!("bench: cannot list e2ekit containers: {e}"),
+        Ok(_) => {}
+        Err(e) => eprintln!("bench: cannot list e2ekit environments: {e}"),
     }
     clean
 }
@@ -475,7 +432,7 @@ fn main() {
                 false
             }
         };
-        let clean = check_leftovers();
+        let clean = check_leftovers().await;
         if ok && clean {
             0
         } else {

@@ -23,13 +23,17 @@ use bollard::models::{
     PortBinding,
 };
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, ListNetworksOptionsBuilder,
-    LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
 };
 use bollard::Docker;
+use e2ekit::labels::{owner, ENV, OWNER};
 use e2ekit::prelude::*;
 use futures_util::future::{join_all, try_join_all};
 use futures_util::StreamExt;
+
+#[allow(dead_code)] // uses a subset
+mod common;
+use common::{median, min_max, ms, percentile, remove_environments, sorted, BoxError, Res};
 
 /// Services per scenario.
 const N: usize = 8;
@@ -38,8 +42,6 @@ const READY_AFTER_MS: u64 = 500;
 const PORT: u16 = 8080;
 /// Prefix of every environment name this benchmark creates.
 const PREFIX: &str = "bench-scn";
-const LABEL_ENV: &str = "e2ekit.env";
-const LABEL_OWNER: &str = "e2ekit.owner";
 /// Pause of the raw harness between two `/ready` attempts.
 const RAW_POLL: Duration = Duration::from_millis(1);
 /// Per-request timeout of the raw harness.
@@ -48,9 +50,6 @@ const RAW_ATTEMPT_TIMEOUT: Duration = Duration::from_millis(200);
 const READY_DEADLINE: Duration = Duration::from_secs(60);
 /// Idle time between two measured scenarios, so one's cleanup does not slow the next.
 const SETTLE: Duration = Duration::from_millis(500);
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-type Res<T> = std::result::Result<T, BoxError>;
 
 /// What one scenario run measured.
 #[derive(Debug, Clone, Default)]
@@ -222,29 +221,9 @@ async fn e2ekit_bring_up(env: &Environment, image: &str, t0: Instant) -> Res<Vec
 /// would otherwise delete the raw baseline's containers in the middle of a round.
 fn env_labels(env_name: &str) -> HashMap<String, String> {
     HashMap::from([
-        (LABEL_ENV.to_string(), env_name.to_string()),
-        (LABEL_OWNER.to_string(), owner().to_string()),
+        (ENV.to_string(), env_name.to_string()),
+        (OWNER.to_string(), owner().to_string()),
     ])
-}
-
-/// This process as e2ekit names owners: `host:pid:start-time` (start time in clock ticks
-/// since boot, field 22 of /proc/<pid>/stat).
-fn owner() -> &'static str {
-    static OWNER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    OWNER.get_or_init(|| {
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|h| h.trim().to_string())
-            .unwrap_or_default();
-        let pid = std::process::id();
-        let start = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .ok()
-            .and_then(|stat| {
-                let after = stat.get(stat.rfind(')')? + 2..)?;
-                after.split_whitespace().nth(19)?.parse::<u64>().ok()
-            })
-            .unwrap_or(0);
-        format!("{host}:{pid}:{start}")
-    })
 }
 
 async fn raw_scenario(docker: Docker, env_name: String, image: String) -> Res<Sample> {
@@ -422,65 +401,8 @@ async fn ready_instant(docker: &Docker, container: &str) -> Res<i128> {
     Err(format!("container {container} never printed its ready line").into())
 }
 
-/// Removes every container and network labelled with an environment whose name `matches`.
-async fn sweep(docker: &Docker, matches: impl Fn(&str) -> bool) -> Res<usize> {
-    let filters = HashMap::from([("label".to_string(), vec![LABEL_ENV.to_string()])]);
-    let containers = docker
-        .list_containers(Some(
-            ListContainersOptionsBuilder::default()
-                .all(true)
-                .filters(&filters)
-                .build(),
-        ))
-        .await?;
-    let ours = |labels: Option<&HashMap<String, String>>| {
-        labels
-            .and_then(|l| l.get(LABEL_ENV))
-            .is_some_and(|v| matches(v))
-    };
-    let ids: Vec<String> = containers
-        .into_iter()
-        .filter(|c| ours(c.labels.as_ref()))
-        .filter_map(|c| c.id)
-        .collect();
-    // Try everything even when one removal fails; report the first failure.
-    let mut first_error: Option<BoxError> = None;
-    let mut removed = 0;
-    for r in join_all(
-        ids.iter()
-            .map(|id| docker.remove_container(id, Some(force()))),
-    )
-    .await
-    {
-        match r {
-            Ok(()) => removed += 1,
-            Err(e) => {
-                first_error.get_or_insert(e.into());
-            }
-        }
-    }
-    let networks = docker
-        .list_networks(Some(
-            ListNetworksOptionsBuilder::default()
-                .filters(&filters)
-                .build(),
-        ))
-        .await?;
-    for n in networks.into_iter().filter(|n| ours(n.labels.as_ref())) {
-        if let Some(name) = n.name {
-            match docker.remove_network(&name).await {
-                Ok(()) => removed += 1,
-                Err(e) => {
-                    first_error.get_or_insert(e.into());
-                }
-            }
-        }
-    }
-    first_error.map_or(Ok(removed), Err)
-}
-
-async fn sweep_env(docker: &Docker, env_name: &str) {
-    match sweep(docker, |v| v == env_name).await {
+async fn sweep_env(env_name: &str) {
+    match remove_environments(|v| v == env_name).await {
         Ok(0) => {}
         Ok(n) => eprintln!("bench: removed {n} leftover resources of {env_name}"),
         Err(e) => eprintln!("bench: cleaning up {env_name}: {e}"),
@@ -515,7 +437,7 @@ async fn run_one(docker: &Docker, kind: Kind, env_name: String, image: &str) -> 
         )),
     };
     let outcome = task.await;
-    sweep_env(docker, &env_name).await;
+    sweep_env(&env_name).await;
     tokio::time::sleep(SETTLE).await;
     match outcome {
         Ok(Ok(s)) => Some(s),
@@ -547,41 +469,6 @@ async fn build_image() -> Res<String> {
     Ok(image?)
 }
 
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
-
-fn sorted(mut v: Vec<f64>) -> Vec<f64> {
-    v.sort_by(f64::total_cmp);
-    v
-}
-
-/// Nearest-rank percentile of sorted values.
-fn pct(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-fn median(v: &[f64]) -> f64 {
-    let s = sorted(v.to_vec());
-    match s.len() {
-        0 => f64::NAN,
-        n if n % 2 == 1 => s[n / 2],
-        n => (s[n / 2 - 1] + s[n / 2]) / 2.0,
-    }
-}
-
-fn min_max(v: &[f64]) -> (f64, f64) {
-    let s = sorted(v.to_vec());
-    (
-        s.first().copied().unwrap_or(f64::NAN),
-        s.last().copied().unwrap_or(f64::NAN),
-    )
-}
-
 struct Summary {
     bring_up: Vec<f64>,
     teardown: Vec<f64>,
@@ -604,7 +491,7 @@ fn summarize(samples: &[Sample]) -> Summary {
     Summary {
         bring_up: per(&|s| ms(s.bring_up)),
         teardown: per(&|s| ms(s.teardown)),
-        lags: sorted(samples.iter().flat_map(|s| s.lags_ms.clone()).collect()),
+        lags: sorted(samples.iter().flat_map(|s| s.lags_ms.iter().copied())),
         lags_contended: lags_where(samples, true),
         lags_quiet: lags_where(samples, false),
         network: per(&|s| ms(s.network)),
@@ -623,8 +510,7 @@ fn lags_where(samples: &[Sample], contended: bool) -> Vec<f64> {
             .iter()
             .flat_map(|s| s.lags_ms.iter().zip(&s.contended))
             .filter(|(_, c)| **c == contended)
-            .map(|(l, _)| *l)
-            .collect(),
+            .map(|(l, _)| *l),
     )
 }
 
@@ -680,9 +566,9 @@ fn print_report(e2e: &[Sample], raw: &[Sample], pair_ratios: &[(f64, f64)], roun
     println!(
         "| {:<28} | {:<22} | {:<22} | {:>5.2}x | {:<14} | {:<6} |",
         "readiness lag (p90)",
-        format!("{:.1} ms", pct(&a.lags, 90.0)),
-        format!("{:.1} ms", pct(&b.lags, 90.0)),
-        pct(&a.lags, 90.0) / pct(&b.lags, 90.0),
+        format!("{:.1} ms", percentile(&a.lags, 90.0)),
+        format!("{:.1} ms", percentile(&b.lags, 90.0)),
+        percentile(&a.lags, 90.0) / percentile(&b.lags, 90.0),
         "-",
         "-"
     );
@@ -768,10 +654,10 @@ fn print_report(e2e: &[Sample], raw: &[Sample], pair_ratios: &[(f64, f64)], roun
         println!(
             "readiness lag, {label}: e2ekit median {:.1} ms p90 {:.1} ms (n={}), raw median {:.1} ms p90 {:.1} ms (n={})",
             median(x),
-            pct(x, 90.0),
+            percentile(x, 90.0),
             x.len(),
             median(y),
-            pct(y, 90.0),
+            percentile(y, 90.0),
             y.len()
         );
     }
@@ -887,7 +773,7 @@ fn main() {
             .await
             .map_err(|e| format!("the Docker engine does not answer: {e}"))?;
         // Leftovers of a killed earlier run.
-        if let Ok(n @ 1..) = sweep(&docker, is_ours).await {
+        if let Ok(n @ 1..) = remove_environments(is_ours).await {
             eprintln!("bench: removed {n} leftovers of an earlier run");
         }
         tokio::select! {
@@ -898,7 +784,7 @@ fn main() {
     // Dropping the runtime cancels a round still in flight (after Ctrl-C); its environment
     // closes on drop. Only then is the final sweep sure to see everything.
     drop(main_rt);
-    let swept = runtime(false).block_on(async { sweep(&connect().await?, is_ours).await });
+    let swept = runtime(false).block_on(remove_environments(is_ours));
     match swept {
         Ok(0) => {}
         Ok(n) => eprintln!("bench: final cleanup removed {n} leftover resources"),

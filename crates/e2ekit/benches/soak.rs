@@ -7,7 +7,7 @@
 //! closed (the synchronous drop path); every 25th cycle one runnable is killed mid-scenario
 //! and started (and awaited) again before the GETs.
 //!
-//! After every cycle the engine is asked, with a bollard client of this harness, for
+//! After every cycle the engine is asked, through `e2ekit::sweep::list_environments`, for
 //! containers and networks labelled `e2ekit.env=e2ekit-soak`: anything found is a leak and is
 //! recorded (the next cycle's `build` removes it, so the soak keeps going). The shared dir
 //! `/tmp/e2ekit-e2ekit-soak` must be gone too. The harness process's RSS, open file
@@ -20,12 +20,13 @@
 //! Container output goes to stdout through the library's `name: line` printing; progress goes
 //! to stderr and the report is printed last. Exits 1 on leaks, leftover dirs or failed cycles.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use bollard::query_parameters::{ListContainersOptionsBuilder, ListNetworksOptionsBuilder};
-use bollard::Docker;
 use e2ekit::prelude::*;
+
+#[allow(dead_code)] // uses a subset
+mod common;
+use common::{leftovers, median, ms, percentile, sorted, BoxError, Res};
 
 const ENV_NAME: &str = "e2ekit-soak";
 const SERVICES: usize = 3;
@@ -41,9 +42,6 @@ const CYCLE_TIMEOUT: Duration = Duration::from_secs(180);
 /// Idle time before the "settled" resource samples: tokio retires idle blocking threads after
 /// 10 s.
 const SETTLE: Duration = Duration::from_secs(11);
-
-type BoxError = Box<dyn std::error::Error + Send + Sync>;
-type Res<T> = std::result::Result<T, BoxError>;
 
 /// How a cycle tore its environment down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,17 +82,17 @@ impl Cycle {
     }
 
     fn csv(&self) -> String {
-        let ms = |d: Duration| format!("{:.1}", d.as_secs_f64() * 1000.0);
+        let ms_text = |d: Duration| format!("{:.1}", ms(d));
         format!(
             "{},{:?},{},{},{},{},{},{},{},{},{},{:.2},{:?}",
             self.index,
             self.teardown,
             self.killed,
-            ms(self.total),
-            ms(self.build),
-            ms(self.ready),
-            self.restart.map(ms).unwrap_or_default(),
-            ms(self.teardown_time),
+            ms_text(self.total),
+            ms_text(self.build),
+            ms_text(self.ready),
+            self.restart.map(ms_text).unwrap_or_default(),
+            ms_text(self.teardown_time),
             self.leaked_containers,
             self.leaked_networks,
             self.leftover_dir,
@@ -157,45 +155,6 @@ impl Resources {
 
     fn rss_mib(&self) -> f64 {
         self.rss_kib as f64 / 1024.0
-    }
-}
-
-/// The harness's own view of the engine, for leak counts.
-struct Engine {
-    docker: Docker,
-    filters: HashMap<String, Vec<String>>,
-}
-
-impl Engine {
-    async fn connect() -> Res<Self> {
-        let docker = Docker::connect_with_defaults()?.negotiate_version().await?;
-        let filters = HashMap::from([(
-            "label".to_string(),
-            vec![format!("{}={ENV_NAME}", e2ekit::labels::ENV)],
-        )]);
-        Ok(Self { docker, filters })
-    }
-
-    /// Containers (any state) and networks labelled with the soak environment.
-    async fn count(&self) -> Res<(usize, usize)> {
-        let containers = self
-            .docker
-            .list_containers(Some(
-                ListContainersOptionsBuilder::default()
-                    .all(true)
-                    .filters(&self.filters)
-                    .build(),
-            ))
-            .await?;
-        let networks = self
-            .docker
-            .list_networks(Some(
-                ListNetworksOptionsBuilder::default()
-                    .filters(&self.filters)
-                    .build(),
-            ))
-            .await?;
-        Ok((containers.len(), networks.len()))
     }
 }
 
@@ -288,20 +247,8 @@ async fn run_cycle(
     Ok(())
 }
 
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = (p / 100.0 * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
 fn stats_line(label: &str, values: impl IntoIterator<Item = Duration>) -> String {
-    let mut v: Vec<f64> = values
-        .into_iter()
-        .map(|d| d.as_secs_f64() * 1000.0)
-        .collect();
-    v.sort_by(f64::total_cmp);
+    let v = sorted(values.into_iter().map(ms));
     if v.is_empty() {
         return format!("  {label:<28} (none)");
     }
@@ -366,7 +313,7 @@ impl Report {
         ));
         line(format!(
             "warm-up cycle (image build + first bring-up/teardown): {:.0} ms",
-            self.warmup.as_secs_f64() * 1000.0
+            ms(self.warmup)
         ));
         line(format!(
             "failed cycles: {} | cycles with leaks: {} (containers {leaked_containers}, networks {leaked_networks}) | cycles leaving the shared dir: {dir_cycles}",
@@ -451,22 +398,20 @@ impl Report {
         // Drift: first vs last tenth of the cycles.
         let tenth = (ok_cycles.len() / 10).max(1);
         if ok_cycles.len() >= 2 * tenth {
-            let median = |cs: &[&Cycle]| {
-                let mut v: Vec<f64> = cs.iter().map(|c| c.total.as_secs_f64() * 1000.0).collect();
-                v.sort_by(f64::total_cmp);
-                percentile(&v, 50.0)
+            let median_total = |cs: &[&Cycle]| {
+                let v: Vec<f64> = cs.iter().map(|c| ms(c.total)).collect();
+                median(&v)
             };
             line(format!(
                 "  drift: median of first {tenth} cycles {:.1} ms, of last {tenth} cycles {:.1} ms",
-                median(&ok_cycles[..tenth]),
-                median(&ok_cycles[ok_cycles.len() - tenth..])
+                median_total(&ok_cycles[..tenth]),
+                median_total(&ok_cycles[ok_cycles.len() - tenth..])
             ));
         }
 
         let mut slowest: Vec<&&Cycle> = ok_cycles.iter().collect();
         slowest.sort_by_key(|c| std::cmp::Reverse(c.total));
         line("slowest cycles (ms; load = 1-min load average at the cycle's end):".to_string());
-        let ms = |d: Duration| d.as_secs_f64() * 1000.0;
         for c in slowest.iter().take(5) {
             line(format!(
                 "  cycle {:>4} {:<5}{:<5} total {:>7.0} = build {:>5.0} + ready {:>5.0}{} + teardown {:>6.0} (+ GETs); load {:.1}",
@@ -483,18 +428,17 @@ impl Report {
                 c.load1
             ));
         }
-        let mut loads: Vec<f64> = self
-            .cycles
-            .iter()
-            .map(|c| c.load1)
-            .filter(|l| l.is_finite())
-            .collect();
-        loads.sort_by(f64::total_cmp);
+        let loads = sorted(
+            self.cycles
+                .iter()
+                .map(|c| c.load1)
+                .filter(|l| l.is_finite()),
+        );
         if !loads.is_empty() {
             line(format!(
                 "  machine load (1-min average at cycle ends): min {:.1}, median {:.1}, max {:.1}",
                 loads[0],
-                percentile(&loads, 50.0),
+                median(&loads),
                 loads[loads.len() - 1]
             ));
         }
@@ -593,7 +537,6 @@ impl Report {
 
 async fn soak(cycles_wanted: usize) -> Res<bool> {
     let handle = tokio::runtime::Handle::current();
-    let engine = Engine::connect().await?;
     // No idle pooling in the harness's own client: fds then reflect the library alone.
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(0)
@@ -619,7 +562,7 @@ async fn soak(cycles_wanted: usize) -> Res<bool> {
         image
     };
     let warmup = t.elapsed();
-    let (c, n) = engine.count().await?;
+    let (c, n) = leftovers(ENV_NAME).await?;
     if c + n > 0 {
         eprintln!("soak: warm-up cycle leaked {c} containers, {n} networks");
     }
@@ -664,7 +607,7 @@ async fn soak(cycles_wanted: usize) -> Res<bool> {
             Ok(Err(e)) => cycle.error = Some(e.to_string()),
             Err(_) => cycle.error = Some(format!("hang: cycle exceeded {CYCLE_TIMEOUT:?}")),
         }
-        match engine.count().await {
+        match leftovers(ENV_NAME).await {
             Ok((c, n)) => {
                 cycle.leaked_containers = c;
                 cycle.leaked_networks = n;
@@ -698,7 +641,7 @@ async fn soak(cycles_wanted: usize) -> Res<bool> {
             trend.push((index, r));
             eprintln!(
                 "soak: {index}/{cycles_wanted} last {:.0} ms; rss {:.1} MiB, fds {} ({} sockets), threads {}, tasks {}",
-                total.as_secs_f64() * 1000.0,
+                ms(total),
                 r.rss_mib(),
                 r.fds,
                 r.sockets,
@@ -715,7 +658,7 @@ async fn soak(cycles_wanted: usize) -> Res<bool> {
     let end_now = Resources::sample(&handle);
     tokio::time::sleep(SETTLE).await;
     let end_settled = Resources::sample(&handle);
-    let final_leak = engine.count().await?;
+    let final_leak = leftovers(ENV_NAME).await?;
     if let Some(path) = std::env::var_os("E2EKIT_SOAK_CSV") {
         let mut text = format!("{}\n", Cycle::csv_header());
         for c in &cycles {

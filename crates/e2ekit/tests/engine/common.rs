@@ -51,23 +51,25 @@ pub async fn demo_runnable(env: &Environment, name: &str, extra: &[&str]) -> Res
     )
 }
 
-/// Containers and networks of an environment that are still on the engine.
+/// Containers (any state) and networks of an environment that are still on the engine, as
+/// the library sees them (`e2ekit::sweep::list_environments`; no `docker` CLI). Synchronous,
+/// so it works both inside and outside a runtime: it asks from its own thread and runtime.
 pub fn leftovers(env_name: &str) -> (usize, usize) {
-    let count = |args: &[&str]| {
-        let out = std::process::Command::new("docker")
-            .args(args)
-            .output()
-            .expect("docker CLI for leftover checks");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .count()
-    };
-    let label = format!("label=e2ekit.env={env_name}");
-    (
-        count(&["ps", "-aq", "--filter", &label]),
-        count(&["network", "ls", "-q", "--filter", &label]),
-    )
+    let envs = std::thread::scope(|s| {
+        s.spawn(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime for the leftover check")
+                .block_on(e2ekit::sweep::list_environments(None))
+        })
+        .join()
+        .expect("the leftover check thread")
+    })
+    .expect("listing environments for a leftover check");
+    envs.iter()
+        .filter(|e| e.name == env_name)
+        .fold((0, 0), |(c, n), e| (c + e.containers, n + e.networks))
 }
 
 /// Runs one test of this binary in a child process (for process-wide settings such as

@@ -15,4 +15,6 @@ mod monitoring;
 mod output;
 mod probes;
 mod profiling;
+// The README's scenario verbatim, in the README's layout (checked by tests/readme_sync.rs).
+#[rustfmt::skip]
 mod readme;
