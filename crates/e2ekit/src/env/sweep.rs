@@ -133,3 +133,54 @@ pub(crate) async fn remove_orphans_with(backend: &dyn Backend) -> Result<Vec<Str
     }
     Ok(removed)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::engine::fake::FakeEngine;
+
+    /// A label naming a process of this host that is not running: an orphan's owner.
+    fn dead_owner() -> String {
+        let mine = labels::owner();
+        let host = mine.rsplitn(3, ':').nth(2).unwrap_or_default();
+        format!("{host}:4000000:1")
+    }
+
+    #[tokio::test]
+    async fn a_label_with_a_path_in_it_never_reaches_the_file_system() {
+        let base = std::env::temp_dir();
+        let tag = format!("{}-{}", std::process::id(), line!());
+        let victim = base.join(format!("victim-{tag}"));
+        let decoy = base.join(format!("e2ekit-x-{tag}"));
+        std::fs::create_dir_all(&victim).expect("victim dir");
+        std::fs::write(victim.join("precious"), "keep me").expect("victim file");
+        std::fs::create_dir_all(&decoy).expect("decoy dir");
+        let hostile = format!("x-{tag}/../victim-{tag}");
+
+        let fake = FakeEngine::new();
+        let labels = BTreeMap::from([
+            (labels::ENV.to_string(), hostile.clone()),
+            (labels::OWNER.to_string(), dead_owner()),
+        ]);
+        fake.create_network("hostile", labels)
+            .await
+            .expect("labelled network");
+
+        let removed = remove_orphans_with(&fake).await.expect("sweep");
+        assert_eq!(
+            removed,
+            [hostile.clone()],
+            "the orphan's engine resources go"
+        );
+        assert!(fake.networks().is_empty());
+        assert!(
+            victim.join("precious").exists(),
+            "a path outside e2ekit's dirs was removed"
+        );
+        assert!(shared_dir_for(&hostile).is_err());
+        std::fs::remove_dir_all(&victim).expect("cleanup");
+        std::fs::remove_dir_all(&decoy).expect("cleanup");
+    }
+}

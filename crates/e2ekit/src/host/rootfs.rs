@@ -349,10 +349,40 @@ fn file_mode(path: &Path) -> u32 {
 }
 
 /// Expands a host directory entry into its files; other entries pass through.
+///
+/// The path the user named is followed if it is a symlink (they asked for that file), but
+/// symlinks *inside* a copied directory stay symlinks: following them would copy whatever
+/// they point to, anywhere on the host (a link to `~/.ssh/id_rsa` would put the key into the
+/// image, and Debian's Prometheus web assets link into 200 MB of shared JavaScript), and a
+/// dangling one would fail the build.
 fn expand(path: &str, entry: Entry, out: &mut BTreeMap<String, Entry>) -> Result<(), String> {
+    expand_at(path, entry, out, true)
+}
+
+fn expand_at(
+    path: &str,
+    entry: Entry,
+    out: &mut BTreeMap<String, Entry>,
+    named_by_user: bool,
+) -> Result<(), String> {
     if let Entry::File { source, mode } = &entry {
-        let meta =
-            std::fs::metadata(source).map_err(|e| format!("file {}: {e}", source.display()))?;
+        let meta = if named_by_user {
+            std::fs::metadata(source)
+        } else {
+            std::fs::symlink_metadata(source)
+        }
+        .map_err(|e| format!("file {}: {e}", source.display()))?;
+        if meta.file_type().is_symlink() {
+            let target = std::fs::read_link(source)
+                .map_err(|e| format!("reading link {}: {e}", source.display()))?;
+            out.insert(
+                path.to_string(),
+                Entry::Symlink {
+                    target: target.display().to_string(),
+                },
+            );
+            return Ok(());
+        }
         if meta.is_dir() {
             out.insert(path.to_string(), Entry::Dir);
             let listing = std::fs::read_dir(source)
@@ -364,13 +394,14 @@ fn expand(path: &str, entry: Entry, out: &mut BTreeMap<String, Entry>) -> Result
                     path.trim_end_matches('/'),
                     child.file_name().to_string_lossy()
                 );
-                expand(
+                expand_at(
                     &child_path,
                     Entry::File {
                         source: child.path(),
                         mode: *mode,
                     },
                     out,
+                    false,
                 )?;
             }
             return Ok(());
@@ -475,6 +506,63 @@ mod tests {
                 "{expected} missing in {names:?}"
             );
         }
+    }
+
+    #[test]
+    fn links_inside_a_copied_directory_stay_links_and_are_never_followed() {
+        let dir = std::env::temp_dir().join(format!("e2ekit-rootfs-links-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(dir.join("tree")).expect("tree");
+        std::fs::write(dir.join("secret"), "do not copy me").expect("secret");
+        std::fs::write(dir.join("tree/real.txt"), "real").expect("file");
+        #[cfg(unix)]
+        {
+            std::os::unix::fs::symlink(dir.join("secret"), dir.join("tree/key")).expect("link");
+            std::os::unix::fs::symlink("/nonexistent/target", dir.join("tree/dangling"))
+                .expect("dangling link");
+        }
+        let (tar, _) = HostImage::new("t/links")
+            .file(dir.join("tree"), "/data")
+            .assemble()
+            .expect("a dangling link does not fail the build");
+        let mut archive = tar::Archive::new(tar.as_slice());
+        let mut seen = BTreeMap::new();
+        for entry in archive.entries().expect("entries") {
+            let mut entry = entry.expect("entry");
+            let path = entry.path().expect("path").display().to_string();
+            let kind = entry.header().entry_type();
+            let link = entry
+                .link_name()
+                .expect("link name")
+                .map(|l| l.display().to_string());
+            let mut body = String::new();
+            std::io::Read::read_to_string(&mut entry, &mut body).expect("body");
+            assert!(
+                !body.contains("do not copy me"),
+                "{path} holds the link target's content"
+            );
+            seen.insert(path, (kind, link));
+        }
+        #[cfg(unix)]
+        {
+            let secret = dir.join("secret").display().to_string();
+            assert_eq!(
+                seen.get("data/key"),
+                Some(&(tar::EntryType::Symlink, Some(secret)))
+            );
+            assert_eq!(
+                seen.get("data/dangling"),
+                Some(&(
+                    tar::EntryType::Symlink,
+                    Some("/nonexistent/target".to_string())
+                ))
+            );
+        }
+        assert_eq!(
+            seen.get("data/real.txt").map(|e| e.0),
+            Some(tar::EntryType::Regular)
+        );
+        std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 
     #[test]
