@@ -190,8 +190,8 @@ pub enum Error {
         reason: String,
     },
 
-    /// A host I/O operation failed.
-    #[error("{context}: {source}")]
+    /// A host I/O operation failed. The I/O error is the `source()`.
+    #[error("{context}")]
     Io {
         /// What e2ekit was doing.
         context: String,
@@ -272,6 +272,27 @@ pub enum Error {
 }
 
 impl Error {
+    /// The error and every cause below it on one line (`what failed: why: root cause`).
+    ///
+    /// `Display` shows only this error's own message and `source()` gives the causes, so
+    /// error reporters (`anyhow`, `eyre`) print each once; this is the same text for code
+    /// that prints errors itself.
+    ///
+    /// ```
+    /// let err = e2ekit::Error::InvalidArgument("bad".into());
+    /// assert_eq!(err.report(), "invalid argument: bad");
+    /// ```
+    pub fn report(&self) -> String {
+        let mut text = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            text.push_str(": ");
+            text.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        text
+    }
+
     /// The runnable the error is about, if any.
     pub fn runnable(&self) -> Option<&str> {
         match self {

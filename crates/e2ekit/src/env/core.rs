@@ -129,7 +129,7 @@ impl EnvCore {
         let listeners = lock(&self.listeners).clone();
         for l in listeners {
             if let Err(e) = l.on_change(&running) {
-                tracing::warn!(env = %self.name, error = %e, "environment listener failed");
+                tracing::warn!(env = %self.name, error = %e.report(), "environment listener failed");
             }
         }
     }
@@ -157,7 +157,11 @@ impl EnvCore {
             .remove_environment(&self.name, Some(&self.network.name))
             .await
         {
-            eprintln!("e2ekit: closing environment {:?}: {e}", self.name);
+            eprintln!(
+                "e2ekit: closing environment {:?}: {}",
+                self.name,
+                e.report()
+            );
         }
         match std::fs::remove_dir_all(&self.shared_dir) {
             Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
@@ -172,8 +176,9 @@ impl EnvCore {
                 .await
                 {
                     eprintln!(
-                        "e2ekit: could not remove files written by containers as another user in {}: {e}",
-                        self.shared_dir.display()
+                        "e2ekit: could not remove files written by containers as another user in {}: {}",
+                        self.shared_dir.display(),
+                        e.report()
                     );
                 }
                 remove_dir(&self.shared_dir);

@@ -90,7 +90,11 @@ impl Drop for DropGuard {
                     match core.backend.reconnect().await {
                         Ok(backend) => core.close_with(backend.as_ref()).await,
                         Err(e) => {
-                            eprintln!("e2ekit: cannot clean up environment {:?}: {e}", core.name)
+                            eprintln!(
+                                "e2ekit: cannot clean up environment {:?}: {}",
+                                core.name,
+                                e.report()
+                            )
                         }
                     }
                 });
@@ -268,7 +272,7 @@ impl EnvironmentBuilder {
         let name = naming::avoid_reserved(name, explicit, backend.reserved_names())?;
         let shared_dir = sweep::shared_dir_for(&name)?;
         if let Err(e) = sweep::remove_orphans_with(backend.as_ref()).await {
-            tracing::warn!(error = %e, "could not remove orphaned environments");
+            tracing::warn!(error = %e.report(), "could not remove orphaned environments");
         }
 
         let leftovers = backend.find_environment(&name).await?;

@@ -424,18 +424,6 @@ async fn poll(
     }
 }
 
-/// An error and its causes on one line, for the "last error" of a failed wait.
-fn chain(e: &Error) -> String {
-    let mut text = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 async fn wait_for(
     instances: &[Instrumented],
     expectation: &Expectation,
@@ -464,7 +452,7 @@ async fn wait_for(
             },
             Err(e @ Error::MetricMissing { .. }) if options.wait_missing => Look::Again {
                 values: None,
-                error: Some(chain(&e)),
+                error: Some(e.report()),
             },
             // Not exposed, not running, bad arguments: waiting cannot help.
             Err(
@@ -476,7 +464,7 @@ async fn wait_for(
             // A fetch can fail while a service restarts or is paused; keep looking.
             Err(e) => Look::Again {
                 values: None,
-                error: Some(chain(&e)),
+                error: Some(e.report()),
             },
         },
     )
@@ -508,7 +496,7 @@ async fn wait_removed(
             ) => Look::Fail(e),
             Err(e) => Look::Again {
                 values: None,
-                error: Some(chain(&e)),
+                error: Some(e.report()),
             },
             Ok(v) => Look::Again {
                 values: Some(v),

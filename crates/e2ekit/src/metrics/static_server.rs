@@ -43,9 +43,10 @@ impl StaticMetricsServer {
     ) -> Result<Self> {
         let busybox = std::env::var("E2EKIT_BUSYBOX").unwrap_or_else(|_| BUSYBOX.to_string());
         if !std::path::Path::new(&busybox).is_file() {
-            return Err(Error::InvalidArgument(format!(
-                "the static metrics server needs a static busybox at {busybox} (apt-get install busybox-static, or set E2EKIT_BUSYBOX)"
-            )));
+            return Err(Error::HostTool {
+                tool: busybox,
+                reason: "is missing: the static metrics server needs a static busybox (apt-get install busybox-static, or set E2EKIT_BUSYBOX)".to_string(),
+            });
         }
         let image = HostImage::new("e2ekit/busybox")
             .binary_at(&busybox, "/bin/busybox")

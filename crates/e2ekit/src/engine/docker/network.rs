@@ -128,10 +128,13 @@ pub(super) async fn create(
             format!("creating network {name}: no free /26 left in {}.{}.0.0/16 after {ATTEMPTS} attempts (set E2EKIT_SUBNET_POOL to another /16)", pool[0], pool[1]),
             e,
         ),
-        None => Error::InvalidArgument(format!(
-            "the subnet pool {}.{}.0.0/16 overlaps the host's routes; set E2EKIT_SUBNET_POOL to a free /16",
-            pool[0], pool[1]
-        )),
+        None => Error::engine(
+            format!("creating network {name}"),
+            format!(
+                "the subnet pool {}.{}.0.0/16 overlaps the host's routes; set E2EKIT_SUBNET_POOL to a free /16",
+                pool[0], pool[1]
+            ),
+        ),
     })
 }
 
