@@ -35,6 +35,13 @@
 //! watching the whole scenario in [`monitoring`]; Parca and pprof in [`profiling`].
 //!
 //! Every container and network carries the label `e2ekit.env=<environment name>`.
+//!
+//! ## Cargo features
+//!
+//! Both on by default; `default-features = false` compiles a lean core.
+//! - `chart`: [`monitoring::chart`], PNG charts of range queries (plotters, png).
+//! - `tls`: `db::Certificates` and the catalog's TLS and server-side-encryption options
+//!   (rcgen, ring, base64). Without it those options fail with a clear error.
 
 #![warn(missing_docs)]
 

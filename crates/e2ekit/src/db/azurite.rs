@@ -372,6 +372,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "tls")]
     fn tls_serves_generated_certificates_with_oauth() {
         let s = site("azurite-1");
         let spec = spec(&s, &Options::new().tls()).expect("spec");
@@ -474,6 +475,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "tls")]
     fn writer_trusts_the_ca_of_a_tls_azurite_and_takes_overrides() {
         let s = site("writer-1");
         let tls = writer_spec(

@@ -136,7 +136,13 @@ impl Certificates {
     }
 }
 
-/// `N` bytes from the operating system's secure random source.
+/// `N` random bytes, base64-encoded (a key for a service configuration).
+pub(super) fn random_key_base64<const N: usize>() -> Result<String> {
+    use base64::Engine as _;
+    Ok(base64::engine::general_purpose::STANDARD.encode(random_bytes::<N>()?))
+}
+
+/// `N` bytes from the system's secure random source.
 pub(super) fn random_bytes<const N: usize>() -> Result<[u8; N]> {
     use ring::rand::SecureRandom;
     let mut bytes = [0u8; N];

@@ -1,8 +1,6 @@
 //! MinIO: a local S3 replacement with one bucket, instrumented through its Prometheus endpoint.
 
-use base64::Engine as _;
-
-use super::certs::{random_bytes, Certificates};
+use super::certs::{random_key_base64, Certificates};
 use super::{Options, Site, Spec, ACCESS_PORT};
 use crate::env::Environment;
 use crate::error::{Error, Result};
@@ -146,11 +144,7 @@ pub(crate) fn spec(site: &Site, bucket: &str, options: &Options) -> Result<Spec>
 
 /// `MINIO_KMS_SECRET_KEY`: `<key name>:<base64 of 32 random bytes>`.
 fn kms_secret_key() -> Result<String> {
-    let key = random_bytes::<32>()?;
-    Ok(format!(
-        "{KMS_KEY_NAME}:{}",
-        base64::engine::general_purpose::STANDARD.encode(key)
-    ))
+    Ok(format!("{KMS_KEY_NAME}:{}", random_key_base64::<32>()?))
 }
 
 /// S3's bucket naming rules (as MinIO enforces them), plus MinIO's reserved name.
@@ -296,6 +290,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "tls")]
     fn tls_writes_certificates_for_the_internal_name_and_probes_https() {
         let s = site("minio-1");
         let spec = spec(&s, "thanos", &Options::new().tls()).expect("spec");
@@ -346,6 +341,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "tls")]
     fn sse_sets_a_fresh_static_kms_key_without_network_access() {
         let s = site("minio-1");
         let a = spec(&s, "thanos", &Options::new().sse()).expect("spec");
@@ -356,6 +352,7 @@ mod tests {
 
         let (name, material) = key_a.split_once(':').expect("<name>:<key>");
         assert_eq!(name, "my-minio-key");
+        use base64::Engine as _;
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(material)
             .expect("base64");

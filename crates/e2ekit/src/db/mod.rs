@@ -42,6 +42,10 @@
 //! | [`parca`] | `ghcr.io/parca-dev/parca` | [`Parca`] (instrumented) |
 
 mod azurite;
+#[cfg(feature = "tls")]
+mod certs;
+#[cfg(not(feature = "tls"))]
+#[path = "certs_disabled.rs"]
 mod certs;
 pub mod images;
 mod minio;
@@ -59,6 +63,7 @@ use crate::wait::WaitPolicy;
 
 pub use crate::profiling::{parca, Observable, Parca};
 pub use azurite::{azurite, azurite_writer, AZURITE_DEV_CONNECTION_STRING};
+#[cfg(feature = "tls")]
 pub use certs::Certificates;
 pub use minio::{minio, MINIO_ACCESS_KEY, MINIO_SECRET_KEY};
 pub use prometheus::{

@@ -14,6 +14,7 @@
 //! # Ok(()) }
 //! ```
 
+#[cfg(feature = "chart")]
 pub mod chart;
 mod local;
 pub mod prometheus;
@@ -23,6 +24,7 @@ mod usage;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+#[cfg(feature = "chart")]
 pub use chart::{Chart, Panel};
 pub use query::{Sample, Series};
 
