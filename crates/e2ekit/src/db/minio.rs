@@ -187,6 +187,7 @@ mod tests {
     use super::*;
     use crate::spec::Probe;
 
+    #[cfg(feature = "tls")]
     fn env_value<'a>(spec: &'a Spec, key: &str) -> Option<&'a str> {
         spec.options
             .env

@@ -171,7 +171,7 @@ mod tests {
         let removed = remove_orphans_with(&fake).await.expect("sweep");
         assert_eq!(
             removed,
-            [hostile.clone()],
+            std::slice::from_ref(&hostile),
             "the orphan's engine resources go"
         );
         assert!(fake.networks().is_empty());
