@@ -487,6 +487,26 @@ impl Backend for FakeEngine {
         })
     }
 
+    async fn inspect(
+        &self,
+        id: &str,
+        _network: Option<&str>,
+        _for_whom: &str,
+    ) -> Result<StartedContainer> {
+        self.call("inspect", &self.name_of(id))?;
+        self.with_container(id, |c| StartedContainer {
+            id: id.to_string(),
+            direct_ip: None,
+            published: c
+                .spec
+                .ports
+                .iter()
+                .filter_map(|p| Some((*p, *c.script.serve.get(p)?)))
+                .collect(),
+            exited: *c.exit.borrow(),
+        })
+    }
+
     async fn wait_exit(&self, id: &str) -> Result<i64> {
         let mut exit = self.with_container(id, |c| c.exit.subscribe())?;
         let code = match exit.wait_for(Option::is_some).await {

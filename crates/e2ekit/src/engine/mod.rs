@@ -246,6 +246,15 @@ pub(crate) trait Backend: Send + Sync + std::fmt::Debug {
         spec: &ContainerSpec,
         for_whom: &str,
     ) -> Result<StartedContainer>;
+    /// What the test process can reach of a container now. The engine may move published
+    /// ports (Docker does when a container rejoins its network), so callers refresh after
+    /// such changes.
+    async fn inspect(
+        &self,
+        id: &str,
+        network: Option<&str>,
+        for_whom: &str,
+    ) -> Result<StartedContainer>;
     /// Resolves with the exit code once the container is not running.
     async fn wait_exit(&self, id: &str) -> Result<i64>;
     async fn stop(&self, id: &str, grace: Duration) -> Result<()>;

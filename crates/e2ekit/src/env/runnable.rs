@@ -701,16 +701,24 @@ impl Runnable {
             .await
     }
 
-    /// Reconnects the container to the environment network, with its DNS names.
+    /// Reconnects the container to the environment network, with its DNS names. The engine
+    /// may publish the ports anew on rejoining, so what [`Runnable::endpoint`] returns is
+    /// refreshed from the engine.
     pub async fn connect(&self) -> Result<()> {
         let id = self.running_id("connect")?;
+        let network = &self.inner.core.network.name;
         self.backend()
-            .connect(
-                &id,
-                &self.inner.core.network.name,
-                std::slice::from_ref(&self.inner.name),
-            )
-            .await
+            .connect(&id, network, std::slice::from_ref(&self.inner.name))
+            .await?;
+        let now = self
+            .backend()
+            .inspect(&id, Some(network), &self.inner.name)
+            .await?;
+        if let Some(running) = lock(&self.inner.state).as_mut().filter(|r| r.id == id) {
+            running.published = now.published;
+            running.direct_ip = now.direct_ip;
+        }
+        Ok(())
     }
 }
 

@@ -224,6 +224,13 @@ async fn disconnect_partitions_and_connect_heals_with_dns() -> Result<()> {
     );
     app.connect().await?;
     assert_eq!(client.exec(fetch).await?.stdout.trim(), "ready");
+    // The engine publishes the ports anew on rejoining; the endpoint must follow, so the
+    // host still reaches the service.
+    let url = format!("http://{}/ready", app.endpoint("http")?);
+    let answer = reqwest::get(&url).await.map_err(|e| {
+        e2ekit::Error::InvalidArgument(format!("GET {url} after the heal failed: {e}"))
+    })?;
+    assert_eq!(answer.status(), 200, "GET {url} after the heal");
     env.close().await;
     Ok(())
 }

@@ -70,15 +70,27 @@ impl DockerBackend {
             let _ = self.remove(&id).await;
             return Err(e);
         }
+        self.inspect(&id, spec.network.as_deref(), for_whom).await
+    }
+
+    /// What the test process can reach of a container now: its published ports (which the
+    /// engine may change, e.g. when the container rejoins its network), its address on
+    /// `network`, and whether it still runs.
+    pub(super) async fn inspect(
+        &self,
+        id: &str,
+        network: Option<&str>,
+        for_whom: &str,
+    ) -> Result<StartedContainer> {
         // Between a container's exit and its cleanup Podman reports State.Status "stopped",
         // which is not in Docker's schema, so bollard cannot decode the answer; it settles
         // within moments, so ask again briefly.
         let mut undecodable = 0;
         let info = loop {
             match within(
-                || format!("inspecting container {} for runnable {for_whom}", spec.name),
+                || format!("inspecting container {id} for runnable {for_whom}"),
                 CALL_TIMEOUT,
-                self.docker.inspect_container(&id, None),
+                self.docker.inspect_container(id, None),
             )
             .await
             {
@@ -100,7 +112,7 @@ impl DockerBackend {
         let direct_ip = settings
             .networks
             .as_ref()
-            .zip(spec.network.as_ref())
+            .zip(network)
             .and_then(|(n, name)| n.get(name))
             .and_then(|e| e.ip_address.as_deref())
             .and_then(|ip| ip.parse::<IpAddr>().ok())
@@ -120,7 +132,7 @@ impl DockerBackend {
             }
         }
         Ok(StartedContainer {
-            id,
+            id: id.to_string(),
             direct_ip,
             published,
             exited,

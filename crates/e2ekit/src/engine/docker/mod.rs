@@ -292,6 +292,15 @@ impl Backend for DockerBackend {
         self.create_and_start(spec, for_whom).await
     }
 
+    async fn inspect(
+        &self,
+        id: &str,
+        network: Option<&str>,
+        for_whom: &str,
+    ) -> Result<StartedContainer> {
+        self.inspect(id, network, for_whom).await
+    }
+
     async fn wait_exit(&self, id: &str) -> Result<i64> {
         self.wait_exit(id).await
     }
