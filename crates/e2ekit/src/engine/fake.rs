@@ -9,10 +9,15 @@
 //! ```text
 //! let fake = FakeEngine::new();
 //! fake.script("app:1", Script::new().log("listening").serve(8080, server_addr));
-//! let env = fake.environment("t").await?;      // an Environment on the fake engine
-//! ... fake.exit("t-app", 3) ...                // the container crashes
-//! assert_eq!(fake.calls_of("t-app"), ["create_and_start", "kill", "remove"]);
+//! let env = env::tests::fake_env(&fake, "t").await; // an Environment on the fake engine
+//! app.start().await?;
+//! fake.exit(app.container_name(), 3);              // the container crashes
+//! app.start().await?;                              // and is replaced
+//! assert_eq!(fake.calls_of(app.container_name()), ["create_and_start", "remove", "create_and_start"]);
 //! ```
+//!
+//! Failures and slowness are injected per operation: `fail_next(op, message)` makes the next
+//! call fail with an engine error, `hold_next(op)` freezes it until the test releases it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -21,7 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, watch, Notify};
 
 use super::{
     Backend, ContainerSpec, ExecOutput, ExecRequest, ImageConfig, Labelled, Leftovers, LogLine,
@@ -121,7 +126,8 @@ impl FakeContainer {
 
     fn stop_with(&mut self, code: i64) {
         if self.running() {
-            let _ = self.exit.send(Some(code));
+            // send_replace: the value must stick even before anyone subscribed.
+            self.exit.send_replace(Some(code));
         }
         // The log stream ends when the container stops.
         self.followers.clear();
@@ -139,6 +145,8 @@ struct FakeState {
     calls: Vec<(String, String)>,
     /// Operation → error message for its next call.
     failures: BTreeMap<String, String>,
+    /// Operation → gate its next call waits on (after being recorded) until released.
+    holds: BTreeMap<String, Arc<Notify>>,
     next_id: u64,
 }
 
@@ -181,6 +189,25 @@ impl FakeEngine {
         lock(&self.state)
             .failures
             .insert(operation.to_string(), message.to_string());
+    }
+
+    /// Makes the next call of `operation` (`create_and_start`, `stop`, `kill` or `remove`)
+    /// wait, once recorded, until the returned gate is released with `notify_one`: a slow
+    /// engine call, frozen at a point the test chooses.
+    pub(crate) fn hold_next(&self, operation: &str) -> Arc<Notify> {
+        let gate = Arc::new(Notify::new());
+        lock(&self.state)
+            .holds
+            .insert(operation.to_string(), gate.clone());
+        gate
+    }
+
+    /// Waits at the gate of `op`, if one was set for this call.
+    async fn gate(&self, op: &str) {
+        let gate = lock(&self.state).holds.remove(op);
+        if let Some(gate) = gate {
+            gate.notified().await;
+        }
     }
 
     /// Ends the container named `name` with `code`, as a crash would.
@@ -443,6 +470,7 @@ impl Backend for FakeEngine {
         _for_whom: &str,
     ) -> Result<StartedContainer> {
         self.call("create_and_start", &spec.name)?;
+        self.gate("create_and_start").await;
         let mut s = lock(&self.state);
         // A leftover of the same name is replaced, as the Docker adapter does.
         s.containers.retain(|_, c| c.name != spec.name);
@@ -472,11 +500,12 @@ impl Backend for FakeEngine {
         s.containers.insert(id.clone(), container);
         drop(s);
         if let Some((after, code)) = script.exit_after {
+            // By id: a later container of the same name (a restart) must not be the one to go.
             let engine = self.clone();
-            let name = spec.name.clone();
+            let id = id.clone();
             tokio::spawn(async move {
                 tokio::time::sleep(after).await;
-                engine.exit(&name, code);
+                let _ = engine.with_container(&id, |c| c.stop_with(code));
             });
         }
         Ok(StartedContainer {
@@ -519,16 +548,19 @@ impl Backend for FakeEngine {
 
     async fn stop(&self, id: &str, _grace: Duration) -> Result<()> {
         self.call("stop", &self.name_of(id))?;
+        self.gate("stop").await;
         self.with_container(id, |c| c.stop_with(0)).or(Ok(()))
     }
 
     async fn kill(&self, id: &str) -> Result<()> {
         self.call("kill", &self.name_of(id))?;
+        self.gate("kill").await;
         self.with_container(id, |c| c.stop_with(137)).or(Ok(()))
     }
 
     async fn remove(&self, id: &str) -> Result<()> {
         self.call("remove", &self.name_of(id))?;
+        self.gate("remove").await;
         let mut s = lock(&self.state);
         let key = s
             .containers

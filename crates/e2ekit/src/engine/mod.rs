@@ -28,7 +28,6 @@
 pub(crate) mod cleanup;
 pub(crate) mod docker;
 #[cfg(test)]
-#[allow(dead_code)] // TEMPORARY: the fake-engine unit tests being written use every helper.
 pub(crate) mod fake;
 mod host_image;
 

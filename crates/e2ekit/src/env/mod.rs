@@ -20,7 +20,7 @@ pub(crate) mod ready;
 pub(crate) mod runnable;
 pub(crate) mod sweep;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;

@@ -39,6 +39,8 @@ mod options;
 mod parse;
 mod static_server;
 mod sum;
+#[cfg(test)]
+mod tests;
 
 pub use expectation::{
     between, equals, equals_among_two, greater, greater_among_two, greater_or_equal, less,
