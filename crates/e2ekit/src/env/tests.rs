@@ -1540,6 +1540,7 @@ async fn pause_unpause_disconnect_connect_and_signal_reach_the_engine() {
             "unpause",
             "disconnect",
             "connect",
+            "inspect",
             "signal HUP"
         ]
     );

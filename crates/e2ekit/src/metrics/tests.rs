@@ -456,8 +456,13 @@ async fn invalid_expositions_and_arguments_are_reported() {
         .await
         .expect_err("garbage");
     assert!(
-        matches!(&err, Error::MetricsFetch { reason, .. } if reason.contains("invalid exposition")),
+        matches!(&err, Error::MetricsFetch { reason, source: Some(_), .. } if reason.contains("exposition is invalid")),
         "{err}"
+    );
+    assert!(
+        err.report().contains("up{ 1"),
+        "the parse error names the line: {}",
+        err.report()
     );
     let err = app
         .wait_sum_metrics_with(
@@ -469,7 +474,7 @@ async fn invalid_expositions_and_arguments_are_reported() {
         )
         .await
         .expect_err("bad regex, at once");
-    assert!(matches!(err, Error::InvalidArgument(_)), "{err}");
+    assert!(matches!(err, Error::InvalidMatcher { .. }), "{err}");
     env.close().await;
 }
 
