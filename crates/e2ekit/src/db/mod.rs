@@ -45,6 +45,7 @@ mod azurite;
 mod certs;
 pub mod images;
 mod minio;
+mod parca;
 mod prometheus;
 mod site;
 mod stores;
@@ -57,13 +58,16 @@ use crate::spec::Flags;
 use crate::spec::StartOptions;
 use crate::wait::WaitPolicy;
 
-pub use crate::profiling::{parca, Observable, Parca};
+pub use crate::profiling::{Observable, Parca};
+pub use crate::prometheus::config::{
+    target_groups, FileSdConfig, GlobalConfig, PrometheusConfig, ScrapeConfig, StaticConfig,
+};
+pub use crate::prometheus::server::Prometheus;
 pub use azurite::{azurite, azurite_writer, AZURITE_DEV_CONNECTION_STRING};
 pub use certs::Certificates;
 pub use minio::{minio, MINIO_ACCESS_KEY, MINIO_SECRET_KEY};
-pub use prometheus::{
-    prometheus, GlobalConfig, Prometheus, PrometheusConfig, ScrapeConfig, StaticConfig,
-};
+pub use parca::parca;
+pub use prometheus::prometheus;
 pub use stores::{
     bigtable, cassandra, consul, dynamodb, etcd, memcached, swift, ETCD_METRICS_PORT,
 };
