@@ -7,15 +7,23 @@
 //! ```text
 //! cargo run --example standalone
 //! E2EKIT_DEMO_SECONDS=20 cargo run --example standalone   # unattended: finish after 20 s
+//! E2EKIT_DEMO_OBSERVE=1 cargo run --example standalone    # plus tracing and profiling
 //! ```
 //! Other settings: `E2EKIT_DEMO_CHART` (chart path, default `e2ekit-demo.png` in the system
 //! temp dir), `E2EKIT_DEMO_NAME` (environment name, default `e2ekit-demo`).
+//!
+//! Observe mode (`E2EKIT_DEMO_OBSERVE` set to anything but `0`) also runs a Jaeger, to which
+//! services that export traces send them over OTLP, and continuous profiling: a Parca that
+//! collects the pprof profiles of every profiled runnable (`Observable` / `Profiled`), itself
+//! included. These two run their official images (`jaegertracing/all-in-one`,
+//! `ghcr.io/parca-dev/parca`), so observe mode needs registry access.
 
 use std::time::{Duration, SystemTime};
 
 use e2ekit::interactive::FinishEndpoint;
 use e2ekit::monitoring::chart::Chart;
 use e2ekit::prelude::*;
+use e2ekit::profiling::Profiled;
 
 const REPLICAS: usize = 3;
 
@@ -29,6 +37,7 @@ async fn main() -> Result<()> {
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| std::env::temp_dir().join("e2ekit-demo.png"));
     let name = std::env::var("E2EKIT_DEMO_NAME").unwrap_or_else(|_| "e2ekit-demo".to_string());
+    let observe = std::env::var("E2EKIT_DEMO_OBSERVE").is_ok_and(|v| !v.is_empty() && v != "0");
 
     let env = Environment::builder().name(name).build().await?;
     let image = HostImage::new("e2ekit/demo-app")
@@ -73,6 +82,16 @@ async fn main() -> Result<()> {
         MonitoringOptions::new().scrape_interval(Duration::from_secs(1)),
     )
     .await?;
+    let observers = if observe {
+        let jaeger = db::jaeger(&env, "tracing", db::Options::new())?;
+        start_and_wait_ready(&[&jaeger]).await?;
+        let profiling = profiling::start(&env).await?;
+        // Parca serves pprof handlers too: profiling itself, its UI has data at once.
+        Profiled::new(profiling.parca().runnable().clone(), "http")?;
+        Some((jaeger, profiling))
+    } else {
+        None
+    };
     let mut all: Vec<&dyn AsRunnable> = replicas.iter().map(|r| r as &dyn AsRunnable).collect();
     all.push(&loadgen);
     start_and_wait_ready(&all).await?;
@@ -83,6 +102,14 @@ async fn main() -> Result<()> {
     for r in replicas.iter().chain([&loadgen]) {
         let url = format!("http://{}", r.endpoint("http")?);
         println!("  {:<10}  {url}/  (metrics: {url}/metrics)", r.name());
+    }
+    if let Some((jaeger, profiling)) = &observers {
+        println!("  Profiling   {}", profiling.ui_url()?);
+        println!(
+            "  Jaeger      http://{}  (OTLP gRPC inside the network: {})",
+            jaeger.endpoint("http.front")?,
+            jaeger.internal_endpoint("otlp.grpc")?
+        );
     }
     let finish = FinishEndpoint::bind(0).await?;
     println!(

@@ -257,6 +257,25 @@ pub enum Error {
     #[error("{0}")]
     MetricsWait(Box<MetricsWaitFailure>),
 
+    /// A PromQL query could not be answered: the Prometheus HTTP API (Prometheus, a Thanos
+    /// querier, ...) was unreachable, refused the query, answered with warnings (a partial
+    /// answer), or answered something unreadable. The HTTP or JSON error behind it, if any, is
+    /// the [`std::error::Error::source`].
+    #[error("PromQL query {query:?} at {url}{} failed: {reason}", .runnable.as_ref().map(|r| format!(" (runnable {r:?})")).unwrap_or_default())]
+    Query {
+        /// The runnable asked, when the client was made for one.
+        runnable: Option<String>,
+        /// The API URL asked (`http://127.0.0.1:1234/api/v1/query`).
+        url: String,
+        /// The PromQL expression.
+        query: String,
+        /// What went wrong (the API's own error text when it answered one).
+        reason: String,
+        /// The underlying error, if any.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+
     /// A running service rejected a new configuration (it keeps the previous one).
     #[error("runnable {runnable:?} did not apply its new configuration {file}: {reason}{logs}")]
     ConfigRejected {
@@ -306,6 +325,10 @@ impl Error {
             | Error::MetricMissing { runnable, .. }
             | Error::ConfigRejected { runnable, .. } => Some(runnable),
             Error::MetricsWait(failure) => Some(&failure.runnable),
+            Error::Query {
+                runnable: Some(runnable),
+                ..
+            } => Some(runnable),
             Error::DuplicateRunnable { name, .. } => Some(name),
             _ => None,
         }

@@ -32,7 +32,8 @@
 //! ```
 //!
 //! Ready-made services (Prometheus, etcd, MinIO, Thanos, ...) are in [`db`]; a Prometheus
-//! watching the whole scenario in [`monitoring`]; Parca and pprof in [`profiling`].
+//! watching the whole scenario in [`monitoring`]; PromQL queries against any Prometheus API
+//! with [`prometheus::PromQl`]; Parca and pprof in [`profiling`].
 //!
 //! Every container and network carries the label `e2ekit.env=<environment name>`.
 //!
@@ -62,6 +63,8 @@ mod engine;
 pub mod env;
 
 pub mod metrics;
+
+pub mod prometheus;
 
 pub mod monitoring;
 pub mod profiling;
@@ -136,6 +139,7 @@ pub mod prelude {
     };
     pub use crate::monitoring::{self, Monitoring, MonitoringOptions, Sample, Series};
     pub use crate::profiling::{self, Observable};
+    pub use crate::prometheus::PromQl;
     pub use crate::spec::{
         AllProbe, CmdProbe, Command, Flags, HttpProbe, LogProbe, Probe, StartOptions, TcpProbe,
     };

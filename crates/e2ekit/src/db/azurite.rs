@@ -25,8 +25,9 @@ pub const CLI_IMAGE: &str = "mcr.microsoft.com/azure-cli:2.64.0";
 const BLOB_PORT: &str = "blob";
 /// Its container port.
 const BLOB_PORT_NUMBER: u16 = 10000;
-/// Metadata key set on a TLS-serving Azurite: the path of the CA that signed its certificate.
-const META_CA: &str = "e2ekit.tls.ca";
+/// The marker of a TLS-serving Azurite: the path of the CA that signed its certificate.
+#[derive(Debug, Clone)]
+struct AzuriteCa(PathBuf);
 /// Where [`azurite_writer`] sees the directory it uploads.
 const WRITER_SOURCE: &str = "/shared";
 /// The file [`azurite_writer`] creates in its directory once the upload succeeded.
@@ -83,7 +84,7 @@ pub fn azurite(env: &Environment, name: &str, options: Options) -> Result<Runnab
     let runnable = super::deploy(env, name, |site| spec(site, &options))?;
     if options.tls {
         let ca = runnable.dir().join("certs/CAs/ca.crt");
-        runnable.set_metadata(META_CA, ca.display().to_string());
+        runnable.set_marker(AzuriteCa(ca));
     }
     Ok(runnable)
 }
@@ -173,7 +174,7 @@ pub fn azurite_writer(
     }
     let target = AzuriteTarget {
         blob_endpoint: azurite.internal_endpoint(BLOB_PORT)?,
-        ca: azurite.metadata(META_CA).map(PathBuf::from),
+        ca: azurite.marker::<AzuriteCa>().map(|AzuriteCa(ca)| ca),
     };
     super::deploy(env, name, |site| {
         writer_spec(site, &target, container, &data_dir, &options)

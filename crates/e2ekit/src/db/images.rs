@@ -7,10 +7,10 @@
 
 pub use super::azurite::{CLI_IMAGE as AZURE_CLI, IMAGE as AZURITE};
 pub use super::minio::IMAGE as MINIO;
-pub use super::prometheus::DEFAULT_IMAGE as PROMETHEUS;
 pub use super::thanos::THANOS_IMAGE as THANOS;
 pub use super::tracing_backend::JAEGER_IMAGE as JAEGER;
 pub use crate::profiling::PARCA_IMAGE as PARCA;
+pub use crate::prometheus::image::DEFAULT_IMAGE as PROMETHEUS;
 
 /// Consul (HashiCorp's image; the old `consul` library image is no longer published).
 pub const CONSUL: &str = "hashicorp/consul:1.19.2";

@@ -49,6 +49,7 @@ mod certs;
 mod certs;
 pub mod images;
 mod minio;
+mod parca;
 mod prometheus;
 mod site;
 mod stores;
@@ -61,14 +62,17 @@ use crate::spec::Flags;
 use crate::spec::StartOptions;
 use crate::wait::WaitPolicy;
 
-pub use crate::profiling::{parca, Observable, Parca};
+pub use crate::profiling::{Observable, Parca};
+pub use crate::prometheus::config::{
+    target_groups, FileSdConfig, GlobalConfig, PrometheusConfig, ScrapeConfig, StaticConfig,
+};
+pub use crate::prometheus::server::Prometheus;
 pub use azurite::{azurite, azurite_writer, AZURITE_DEV_CONNECTION_STRING};
 #[cfg(feature = "tls")]
 pub use certs::Certificates;
 pub use minio::{minio, MINIO_ACCESS_KEY, MINIO_SECRET_KEY};
-pub use prometheus::{
-    prometheus, GlobalConfig, Prometheus, PrometheusConfig, ScrapeConfig, StaticConfig,
-};
+pub use parca::parca;
+pub use prometheus::prometheus;
 pub use stores::{
     bigtable, cassandra, consul, dynamodb, etcd, memcached, swift, ETCD_METRICS_PORT,
 };

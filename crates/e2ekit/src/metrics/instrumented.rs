@@ -12,10 +12,16 @@ use crate::env::{AsRunnable, Runnable};
 use crate::error::{Error, MetricsWaitFailure, Result};
 use crate::wait::{Poll, WaitPolicy};
 
-/// Metadata keys marking an instrumented runnable's metrics endpoint.
-pub(crate) const META_PORT: &str = "e2ekit.metrics.port";
-pub(crate) const META_PATH: &str = "e2ekit.metrics.path";
-pub(crate) const META_SCHEME: &str = "e2ekit.metrics.scheme";
+/// The marker of an instrumented runnable: where its metrics are, for monitoring to scrape.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ScrapeTarget {
+    /// The port name.
+    pub port: String,
+    /// The metrics path (with a query, if any).
+    pub path: String,
+    /// Served over HTTPS.
+    pub https: bool,
+}
 
 /// Longest single metrics fetch, so a hung endpoint cannot eat a whole wait. Inside a wait,
 /// a fetch is also bounded by the time left.
@@ -85,10 +91,11 @@ impl Instrumented {
 
     /// Records the metrics endpoint on the runnable, where monitoring finds it.
     fn mark(&self) {
-        let r = &self.runnable;
-        r.set_metadata(META_PORT, self.port.clone());
-        r.set_metadata(META_PATH, self.path.clone());
-        r.set_metadata(META_SCHEME, if self.https { "https" } else { "http" });
+        self.runnable.set_marker(ScrapeTarget {
+            port: self.port.clone(),
+            path: self.path.clone(),
+            https: self.https,
+        });
     }
 
     /// Another metrics path.

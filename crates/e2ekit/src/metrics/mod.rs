@@ -46,8 +46,8 @@ pub use expectation::{
     between, equals, equals_among_two, greater, greater_among_two, greater_or_equal, less,
     less_among_two, less_or_equal, Expectation,
 };
+pub(crate) use instrumented::ScrapeTarget;
 pub use instrumented::{CompositeInstrumented, Instrumented};
-pub(crate) use instrumented::{META_PATH, META_PORT, META_SCHEME};
 pub use matcher::{MatchOp, Matcher, MatcherError};
 pub use options::MetricsOptions;
 pub use parse::{parse, parse_bytes, MetricFamily, MetricKind, ParseError, ParsedSample};

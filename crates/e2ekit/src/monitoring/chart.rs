@@ -48,8 +48,8 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use plotters::style::{register_font, FontStyle};
 
-use super::query::Series;
 use crate::error::{Error, Result};
+use crate::prometheus::Series;
 
 /// Environment variable naming the font file used for chart text; it takes precedence over
 /// the system locations searched by default. Read once, at the first chart of the process.

@@ -16,24 +16,27 @@
 
 #[cfg(feature = "chart")]
 pub mod chart;
+mod discovery;
 mod local;
-pub mod prometheus;
-mod query;
 mod usage;
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+pub use crate::prometheus::{Sample, Series};
 #[cfg(feature = "chart")]
 pub use chart::{Chart, Panel};
-pub use query::{Sample, Series};
 
 use crate::env::Runnable;
 use crate::env::{Environment, EnvironmentListener};
-use crate::error::{Error, MetricsWaitFailure, Result};
+use crate::error::{Error, Result};
 use crate::metrics::Instrumented;
+use crate::prometheus::config::{self, PrometheusConfig, ScrapeConfig};
+use crate::prometheus::server::{self, Prometheus};
+use crate::prometheus::{image, PromQl};
 use crate::spec::HttpProbe;
-use crate::spec::{Command, StartOptions};
+use crate::spec::{Command, Flags, StartOptions};
 use crate::wait::WaitPolicy;
 
 /// Options of [`start_with`].
@@ -101,8 +104,9 @@ impl MonitoringOptions {
         Self::default()
     }
 
-    /// The Prometheus image (default [`prometheus::DEFAULT_IMAGE`]); it must have
-    /// `/bin/prometheus`, as the official image does.
+    /// The Prometheus image (default: the official one, `db::images::PROMETHEUS`, or
+    /// [`host_image`](crate::prometheus::host_image) when it cannot be pulled); it must have
+    /// `prometheus` on its `PATH`, as the official image does.
     pub fn prometheus_image(mut self, image: impl Into<String>) -> Self {
         self.image = Some(image.into());
         self
@@ -146,7 +150,8 @@ impl MonitoringOptions {
 /// A running monitoring setup; see [`start`].
 #[derive(Debug, Clone)]
 pub struct Monitoring {
-    prometheus: Instrumented,
+    prometheus: Prometheus,
+    promql: PromQl,
     local_endpoint: String,
 }
 
@@ -164,7 +169,8 @@ struct Watcher {
 
 impl EnvironmentListener for Watcher {
     fn on_change(&self, running: &[Runnable]) -> Result<()> {
-        crate::host::fs::write_atomically(&self.targets, prometheus::targets(running))?;
+        let groups = discovery::target_groups(running);
+        crate::host::fs::write_atomically(&self.targets, config::target_groups(&groups))?;
         if let Some((table, runtime)) = &self.usage {
             usage::track(table, &self.backend, runtime, running);
         }
@@ -172,43 +178,71 @@ impl EnvironmentListener for Watcher {
     }
 }
 
+/// Monitoring's additions to the one Prometheus definition: quiet logs (they would fill every
+/// test's output) and the lifecycle API (`/-/reload`, `/-/quit`) for users poking at it.
+fn server_flags() -> Flags {
+    Flags::new()
+        .with("--log.level", "warn")
+        .with("--web.enable-lifecycle", "")
+}
+
+/// Monitoring's configuration: the instrumented runnables through the discovery file
+/// `targets`, this process's own metrics and the container metrics, both at `local`.
+fn monitoring_config(targets: &Path, scrape_interval: Duration, local: &str) -> PrometheusConfig {
+    let interval = config::duration(scrape_interval);
+    PrometheusConfig::new()
+        .scrape_interval(interval.clone())
+        .evaluation_interval(interval)
+        .scrape(
+            ScrapeConfig::new("instrumented")
+                .file_sd(targets, "1s")
+                .extra(
+                    "tls_config",
+                    serde_json::json!({"insecure_skip_verify": true}),
+                ),
+        )
+        .scrape(
+            ScrapeConfig::new("local")
+                .target(local)
+                .metrics_path(local::LOCAL_PATH),
+        )
+        .scrape(
+            ScrapeConfig::new("containers")
+                .target(local)
+                .metrics_path(local::CONTAINERS_PATH)
+                .extra("honor_labels", serde_json::json!(true)),
+        )
+}
+
 /// Starts Prometheus, the local metrics endpoint and container metrics; returns once
 /// Prometheus is ready and has scraped this process once.
 pub async fn start_with(env: &Environment, options: MonitoringOptions) -> Result<Monitoring> {
-    let image = prometheus::resolve_image(env, options.image.as_deref()).await?;
+    let image = image::resolve(env, &options.name, options.image.as_deref()).await?;
     let table: usage::UsageTable = Arc::default();
     let server = local::start(options.local_metrics.clone(), table.clone()).await?;
     let abort = server.task.abort_handle();
     env.add_closer(move || abort.abort());
     let local_endpoint = format!("{}:{}", env.host_addr(), server.addr.port());
 
-    let future = env
-        .runnable(options.name.clone())
-        .with_ports([("http", 9090)])
-        .future()?;
-    let files = prometheus::ConfigFiles::in_dir(future.dir());
-    crate::host::fs::write_atomically(
-        &files.config,
-        prometheus::config(&files, options.scrape_interval, &local_endpoint),
+    let prom = server::define(
+        env,
+        &options.name,
+        StartOptions::new(image),
+        &server_flags(),
+        |future| {
+            let targets = future.dir().join(discovery::TARGETS_FILE);
+            Ok(monitoring_config(
+                &targets,
+                options.scrape_interval,
+                &local_endpoint,
+            ))
+        },
     )?;
-    crate::host::fs::write_atomically(&files.targets, "[]")?;
-    let runnable = future.init(
-        StartOptions::new(image)
-            .entrypoint(["/bin/prometheus"])
-            .command(
-                Command::new(format!("--config.file={}", files.config.display())).args([
-                    "--storage.tsdb.path=/prometheus",
-                    "--web.listen-address=:9090",
-                    "--web.enable-lifecycle",
-                    "--log.level=warn",
-                ]),
-            )
-            .readiness(HttpProbe::new("http", "/-/ready")),
-    )?;
-    let prom = Instrumented::new(runnable, "http")?;
+    let targets = prom.runnable().dir().join(discovery::TARGETS_FILE);
+    crate::host::fs::write_atomically(&targets, config::target_groups(&[]))?;
 
     let watcher = Watcher {
-        targets: files.targets.clone(),
+        targets,
         usage: options
             .container_metrics
             .then(|| (table.clone(), tokio::runtime::Handle::current())),
@@ -243,6 +277,8 @@ pub async fn start_with(env: &Environment, options: MonitoringOptions) -> Result
         });
     }
     Ok(Monitoring {
+        // Monitoring's queries always tolerated warnings; they still do.
+        promql: prom.promql().allow_warnings(),
         prometheus: prom,
         local_endpoint,
     })
@@ -251,7 +287,13 @@ pub async fn start_with(env: &Environment, options: MonitoringOptions) -> Result
 impl Monitoring {
     /// The Prometheus runnable.
     pub fn prometheus(&self) -> &Instrumented {
-        &self.prometheus
+        self.prometheus.instrumented()
+    }
+
+    /// The PromQL client behind [`Monitoring::instant_query`] and friends (it accepts answers
+    /// with warnings).
+    pub fn promql(&self) -> &PromQl {
+        &self.promql
     }
 
     /// Where Prometheus scrapes this process (`<host address>:<port>`).
@@ -266,15 +308,15 @@ impl Monitoring {
 
     /// Opens the Prometheus web UI in the default browser.
     pub fn open_user_interface_in_browser(&self) -> Result<()> {
-        crate::interactive::open_in_browser(&self.ui_url()?)
+        crate::host::browser::open_in_browser(&self.ui_url()?)
     }
 
-    /// Evaluates a PromQL expression now.
+    /// Evaluates a PromQL expression now; see [`PromQl::instant`].
     pub async fn instant_query(&self, promql: &str) -> Result<Vec<Sample>> {
-        query::instant(self.prometheus.http(), &self.ui_url()?, promql).await
+        self.promql.instant(promql).await
     }
 
-    /// Evaluates a PromQL expression over a time range.
+    /// Evaluates a PromQL expression over a time range; see [`PromQl::range`].
     pub async fn range_query(
         &self,
         promql: &str,
@@ -282,49 +324,18 @@ impl Monitoring {
         end: SystemTime,
         step: Duration,
     ) -> Result<Vec<Series>> {
-        query::range(
-            self.prometheus.http(),
-            &self.ui_url()?,
-            promql,
-            start,
-            end,
-            step,
-        )
-        .await
+        self.promql.range(promql, start, end, step).await
     }
 
-    /// Waits until an instant query returns at least one sample for which `check` holds.
+    /// Waits until an instant query returns samples for which `check` holds; see
+    /// [`PromQl::wait`].
     pub async fn wait_query(
         &self,
         promql: &str,
         check: impl Fn(&[Sample]) -> bool,
         policy: WaitPolicy,
     ) -> Result<Vec<Sample>> {
-        let started = std::time::Instant::now();
-        let mut last;
-        let mut intervals = policy.intervals().map(|d| d.max(Duration::from_millis(50)));
-        let mut checks = 0;
-        loop {
-            checks += 1;
-            match self.instant_query(promql).await {
-                Ok(samples) if check(&samples) => return Ok(samples),
-                Ok(samples) => last = format!("{samples:?}"),
-                Err(e) => last = e.to_string(),
-            }
-            if started.elapsed() >= policy.deadline() {
-                return Err(Error::MetricsWait(Box::new(MetricsWaitFailure {
-                    runnable: format!("runnable {:?}", self.prometheus.name()),
-                    metrics: vec![promql.to_string()],
-                    matchers: String::new(),
-                    expected: "to pass the check".to_string(),
-                    last_values: None,
-                    last_error: Some(format!("last answer: {last}")),
-                    after: started.elapsed(),
-                    checks,
-                })));
-            }
-            tokio::time::sleep(intervals.next().unwrap_or(Duration::from_millis(100))).await;
-        }
+        self.promql.wait(promql, check, policy).await
     }
 }
 
@@ -345,5 +356,47 @@ mod tests {
         let with = MonitoringOptions::new().cadvisor(CADVISOR_IMAGE);
         assert_eq!(with.cadvisor.as_deref(), Some(CADVISOR_IMAGE));
         assert!(MonitoringOptions::new().cadvisor.is_none());
+    }
+
+    #[test]
+    fn config_has_three_jobs_and_discovers_instrumented_runnables_from_a_file() {
+        let targets = Path::new("/tmp/x/targets.json");
+        let text = monitoring_config(targets, Duration::from_secs(5), "10.0.0.1:1234").to_yaml();
+        let v: serde_json::Value = serde_json::from_str(&text).expect("json");
+        assert_eq!(v["global"]["scrape_interval"], "5s");
+        assert_eq!(v["global"]["evaluation_interval"], "5s");
+        let jobs: Vec<&str> = v["scrape_configs"]
+            .as_array()
+            .expect("jobs")
+            .iter()
+            .filter_map(|j| j["job_name"].as_str())
+            .collect();
+        assert_eq!(jobs, ["instrumented", "local", "containers"]);
+        let instrumented = &v["scrape_configs"][0];
+        assert_eq!(
+            instrumented["file_sd_configs"],
+            serde_json::json!([{"files": ["/tmp/x/targets.json"], "refresh_interval": "1s"}])
+        );
+        assert_eq!(instrumented["tls_config"]["insecure_skip_verify"], true);
+        assert_eq!(v["scrape_configs"][1]["metrics_path"], local::LOCAL_PATH);
+        assert_eq!(v["scrape_configs"][2]["honor_labels"], true);
+        assert_eq!(
+            v["scrape_configs"][2]["static_configs"][0]["targets"][0],
+            "10.0.0.1:1234"
+        );
+    }
+
+    #[test]
+    fn monitorings_prometheus_is_the_one_definition_with_quiet_logs() {
+        let options = server::start_options(
+            Path::new("/d/prometheus"),
+            StartOptions::new("img"),
+            &server_flags(),
+        );
+        let args = options.command.as_ref().expect("command").to_vec();
+        assert_eq!(args[0], "prometheus");
+        assert!(args.contains(&"--log.level=warn".to_string()), "{args:?}");
+        assert!(args.contains(&"--storage.tsdb.path=/d/prometheus/".to_string()));
+        assert!(options.user.is_some());
     }
 }

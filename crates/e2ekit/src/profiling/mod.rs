@@ -22,20 +22,21 @@
 //! endpoint to serve. A process that wants it can serve one (e.g. with a pprof crate) and
 //! scrape it with [`Parca::set_scrape_configs`] on a Parca of its own.
 
-mod parca;
+pub(crate) mod parca;
 mod profiled;
 
 use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use parca::{parca, Parca, PARCA_IMAGE};
+pub use parca::{Parca, PARCA_IMAGE};
 pub use profiled::Profiled;
 
 use crate::env::{AsRunnable, Runnable};
 use crate::env::{Environment, EnvironmentListener};
 use crate::error::Result;
 use crate::metrics::Instrumented;
+use crate::spec::{Flags, StartOptions};
 use crate::wait::WaitPolicy;
 
 /// A runnable that is both instrumented (Prometheus metrics) and profiled (pprof handlers), on
@@ -210,11 +211,8 @@ impl EnvironmentListener for Watcher {
 /// Starts Parca and has it follow every profiled runnable of the environment; returns once
 /// Parca is ready.
 pub async fn start_with(env: &Environment, options: ProfilingOptions) -> Result<Profiling> {
-    let mut db_options = crate::db::Options::new();
-    if let Some(image) = &options.image {
-        db_options = db_options.image(image.clone());
-    }
-    let parca = parca(env, &options.name, db_options)?;
+    let image = options.image.as_deref().unwrap_or(PARCA_IMAGE);
+    let parca = parca::define(env, &options.name, StartOptions::new(image), &Flags::new())?;
     // The listener is told about every start and stop from now on, Parca's own start
     // included, which picks up the profiled runnables already running.
     env.add_listener(Arc::new(Watcher {
@@ -233,15 +231,12 @@ impl Profiling {
 
     /// The Parca web UI, as reachable from the host.
     pub fn ui_url(&self) -> Result<String> {
-        Ok(format!(
-            "http://{}",
-            self.parca.endpoint(crate::db::ACCESS_PORT)?
-        ))
+        Ok(format!("http://{}", self.parca.endpoint(parca::PORT_NAME)?))
     }
 
     /// Opens the Parca web UI in the default browser.
     pub fn open_user_interface_in_browser(&self) -> Result<()> {
-        crate::interactive::open_in_browser(&self.ui_url()?)
+        crate::host::browser::open_in_browser(&self.ui_url()?)
     }
 }
 

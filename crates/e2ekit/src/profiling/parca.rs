@@ -1,4 +1,5 @@
-//! Parca, the continuous profiler: a catalog entry, and its configuration file.
+//! Parca, the continuous profiler: its definition (used by [`crate::profiling::start`] and by
+//! the catalog's `db::parca`), and its configuration file.
 //!
 //! Parca watches its configuration file and reloads it when it changes, including when the
 //! file is replaced, so scrape jobs are set by rewriting the file atomically (temporary file
@@ -11,20 +12,20 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::profiled::Target;
-use crate::db::{Options, Site, Spec};
 use crate::env::Environment;
 use crate::env::{AsRunnable, Runnable};
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::host::fs::open_permissions;
 use crate::metrics::Instrumented;
-use crate::spec::Command;
-use crate::spec::Flags;
-use crate::spec::HttpProbe;
+use crate::prometheus::config::duration;
+use crate::spec::{Command, Flags, HttpProbe, StartOptions};
 
 /// Parca's official image, pinned.
 pub const PARCA_IMAGE: &str = "ghcr.io/parca-dev/parca:v0.22.0";
 /// Parca's HTTP port (UI, API, gRPC and `/metrics`).
 const HTTP_PORT: u16 = 7070;
-const PORT_NAME: &str = crate::db::ACCESS_PORT;
+/// Its name (the catalog's `ACCESS_PORT`).
+pub(crate) const PORT_NAME: &str = "http";
 /// The configuration file, in the runnable's directory.
 const CONFIG_FILE: &str = "parca.yml";
 /// Where Parca's filesystem bucket (debug information) lives, in the runnable's directory.
@@ -32,7 +33,7 @@ const DATA_DIR: &str = "data";
 
 /// A Parca server: instrumented on `"http"`, with scrape jobs set by
 /// [`Parca::set_scrape_configs`]. [`crate::profiling::start`] runs one that follows every
-/// profiled runnable by itself.
+/// profiled runnable by itself; the catalog's `db::parca` defines one to configure yourself.
 ///
 /// ```no_run
 /// use e2ekit::prelude::*;
@@ -54,37 +55,48 @@ pub struct Parca {
     config: ConfigFile,
 }
 
-/// Creates Parca (not started): the image's `/parca` with `--config-path` pointing at a
-/// configuration with filesystem object storage in its directory and no scrape jobs. Ready
+/// Defines Parca (not started): the image's `/parca` (`base` gives the image and wait policy)
+/// with `--config-path` pointing at a configuration with filesystem object storage in its
+/// directory and no scrape jobs, as the host user; `overrides` replace or add flags. Ready
 /// once its HTTP server answers `/metrics` (Parca has no HTTP health path; its health is
 /// gRPC only, marked serving right before the HTTP server starts).
-pub fn parca(env: &Environment, name: &str, options: Options) -> Result<Parca> {
-    let runnable = crate::db::deploy(env, name, |site| spec(site, &options))?;
-    let config = ConfigFile::new(
-        runnable.dir().join(CONFIG_FILE),
-        base_config(runnable.dir()),
-    );
+pub(crate) fn define(
+    env: &Environment,
+    name: &str,
+    base: StartOptions,
+    overrides: &Flags,
+) -> Result<Parca> {
+    let future = env
+        .runnable(name)
+        .with_ports([(PORT_NAME, HTTP_PORT)])
+        .future()?;
+    let dir = future.dir().to_path_buf();
+    let data = dir.join(DATA_DIR);
+    std::fs::create_dir_all(&data).map_err(|e| {
+        Error::io(
+            format!("creating {} for runnable {name:?}", data.display()),
+            e,
+        )
+    })?;
+    open_permissions(&data);
+    let config = ConfigFile::new(dir.join(CONFIG_FILE), base_config(&dir));
+    config.set_scrape_configs(&[])?;
+    let runnable = future.init(start_options(&dir, base, overrides))?;
     Ok(Parca {
         instrumented: Instrumented::new(runnable, PORT_NAME)?,
         config,
     })
 }
 
-/// Parca's definition.
-pub(crate) fn spec(site: &Site, options: &Options) -> Result<Spec> {
-    let defaults = Flags::new()
-        .with("--config-path", site.path(CONFIG_FILE))
-        .with("--http-address", format!(":{HTTP_PORT}"));
-    let flags = options.merged_flags(defaults);
-    let start = options
-        .start_options(PARCA_IMAGE)
-        .command(Command::new("/parca").args(flags.to_args()))
+/// Parca's start options, for a Parca whose files live in `dir`.
+pub(crate) fn start_options(dir: &Path, base: StartOptions, overrides: &Flags) -> StartOptions {
+    let flags = Flags::new()
+        .with("--config-path", dir.join(CONFIG_FILE).display().to_string())
+        .with("--http-address", format!(":{HTTP_PORT}"))
+        .merge(overrides);
+    base.command(Command::new("/parca").args(flags.to_args()))
         .host_user()
-        .readiness(HttpProbe::new(PORT_NAME, "/metrics"));
-    Ok(Spec::new(start)
-        .port(PORT_NAME, HTTP_PORT)
-        .dir(DATA_DIR)
-        .file(CONFIG_FILE, config_text(&base_config(&site.dir), &[])))
+        .readiness(HttpProbe::new(PORT_NAME, "/metrics"))
 }
 
 /// The configuration without scrape jobs: debug information kept on the filesystem, in the
@@ -112,16 +124,6 @@ pub(crate) fn config_text(base: &Value, scrape_configs: &[Value]) -> String {
     let mut text = serde_json::to_string_pretty(&config).unwrap_or_default();
     text.push('\n');
     text
-}
-
-/// Parca's duration format (`5s`, `1500ms`).
-fn duration(d: Duration) -> String {
-    let ms = d.as_millis().max(1);
-    if ms.is_multiple_of(1000) {
-        format!("{}s", ms / 1000)
-    } else {
-        format!("{ms}ms")
-    }
 }
 
 /// One scrape job per profiled target: named after the runnable, scraping its internal
@@ -223,15 +225,6 @@ mod tests {
     use super::*;
     use crate::spec::Probe;
 
-    /// The fixed site of catalog tests (`db::site::testing` is private to `db`).
-    fn site(name: &str) -> Site {
-        Site {
-            env: "e2e-test".to_string(),
-            name: name.to_string(),
-            dir: format!("/tmp/e2e-test/data/{name}").into(),
-        }
-    }
-
     fn target(name: &str, scheme: &str, config: Option<Value>) -> Target {
         Target {
             name: name.to_string(),
@@ -243,9 +236,8 @@ mod tests {
 
     #[test]
     fn parca_runs_with_its_config_file_as_the_host_user() {
-        let spec = spec(&site("parca"), &Options::new()).expect("spec");
-        assert_eq!(spec.ports, [("http".to_string(), 7070)]);
-        let opts = &spec.options;
+        let dir = Path::new("/tmp/e2e-test/data/parca");
+        let opts = start_options(dir, StartOptions::new(PARCA_IMAGE), &Flags::new());
         assert_eq!(opts.image, PARCA_IMAGE);
         assert_eq!(
             opts.command.as_ref().expect("command").to_vec(),
@@ -266,9 +258,8 @@ mod tests {
             }
             other => panic!("expected an HTTP probe, got {other:?}"),
         }
-        assert_eq!(spec.dirs, ["data"]);
         let config: Value =
-            serde_json::from_str(&spec.file_text("parca.yml").expect("config")).expect("json");
+            serde_json::from_str(&config_text(&base_config(dir), &[])).expect("json");
         assert_eq!(
             config,
             json!({
@@ -282,15 +273,18 @@ mod tests {
     }
 
     #[test]
-    fn options_replace_the_image_and_add_or_override_flags() {
-        let options = Options::new()
-            .image("parca:dev")
-            .flag("--log-level", "debug")
-            .flag("--http-address", ":7071");
-        let spec = spec(&site("parca"), &options).expect("spec");
-        assert_eq!(spec.options.image, "parca:dev");
+    fn overrides_replace_or_add_flags() {
+        let overrides = Flags::new()
+            .with("--log-level", "debug")
+            .with("--http-address", ":7071");
+        let opts = start_options(
+            Path::new("/tmp/e2e-test/data/parca"),
+            StartOptions::new("parca:dev"),
+            &overrides,
+        );
+        assert_eq!(opts.image, "parca:dev");
         assert_eq!(
-            spec.options.command.as_ref().expect("command").args,
+            opts.command.as_ref().expect("command").args,
             [
                 "--config-path=/tmp/e2e-test/data/parca/parca.yml",
                 "--http-address=:7071",
@@ -369,13 +363,6 @@ mod tests {
 }
 "#
         );
-    }
-
-    #[test]
-    fn durations_use_parca_units() {
-        assert_eq!(duration(Duration::from_secs(5)), "5s");
-        assert_eq!(duration(Duration::from_millis(1500)), "1500ms");
-        assert_eq!(duration(Duration::ZERO), "1ms");
     }
 
     #[test]

@@ -6,11 +6,14 @@ use std::ops::Deref;
 use crate::env::{AsRunnable, Runnable};
 use crate::error::{Error, Result};
 
-/// Metadata keys marking a profiled runnable's pprof endpoint.
-pub(crate) const META_PPROF_PORT: &str = "e2ekit.pprof.port";
-pub(crate) const META_PPROF_SCHEME: &str = "e2ekit.pprof.scheme";
-/// The Parca `profiling_config` of the runnable, as compact JSON (absent: Parca's defaults).
-pub(crate) const META_PPROF_CONFIG: &str = "e2ekit.pprof.config";
+/// The marker of a profiled runnable: where its pprof handlers are, for profiling to find.
+#[derive(Debug, Clone, PartialEq)]
+struct PprofTarget {
+    port: String,
+    https: bool,
+    /// Parca's `profiling_config` for it (none: Parca's defaults).
+    config: Option<serde_json::Value>,
+}
 
 /// A runnable exposing pprof HTTP handlers (`/debug/pprof/...`) on a named port. Once it
 /// runs, [`crate::profiling::start`] has Parca collect its profiles. It stays a runnable: it
@@ -74,14 +77,11 @@ impl Profiled {
 
     /// Records the pprof endpoint on the runnable, where profiling finds it.
     fn mark(&self) {
-        let r = &self.runnable;
-        r.set_metadata(META_PPROF_PORT, self.port.clone());
-        r.set_metadata(META_PPROF_SCHEME, self.scheme());
-        match &self.config {
-            Some(config) => r.set_metadata(META_PPROF_CONFIG, config.to_string()),
-            // Metadata cannot be removed; an empty value means "Parca's defaults".
-            None => r.set_metadata(META_PPROF_CONFIG, ""),
-        }
+        self.runnable.set_marker(PprofTarget {
+            port: self.port.clone(),
+            https: self.https,
+            config: self.config.clone(),
+        });
     }
 
     /// Profiles are fetched over HTTPS (certificates are not verified).
@@ -165,22 +165,69 @@ pub(crate) fn targets(running: &[Runnable]) -> Vec<Target> {
     let mut targets: Vec<Target> = running
         .iter()
         .filter_map(|r| {
-            let port = r.metadata(META_PPROF_PORT)?;
-            let endpoint = r.internal_endpoint(&port).ok()?;
-            let config = r
-                .metadata(META_PPROF_CONFIG)
-                .filter(|c| !c.is_empty())
-                .and_then(|c| serde_json::from_str(&c).ok());
+            let marker = r.marker::<PprofTarget>()?;
             Some(Target {
                 name: r.name().to_string(),
-                endpoint,
-                scheme: r
-                    .metadata(META_PPROF_SCHEME)
-                    .unwrap_or_else(|| "http".to_string()),
-                config,
+                endpoint: r.internal_endpoint(&marker.port).ok()?,
+                scheme: if marker.https { "https" } else { "http" }.to_string(),
+                config: marker.config,
             })
         })
         .collect();
     targets.sort_by(|a, b| a.name.cmp(&b.name));
     targets
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::fake::FakeEngine;
+    use crate::spec::StartOptions;
+
+    #[tokio::test]
+    async fn profiled_runnables_are_found_by_their_marker_sorted_by_name() {
+        let env = crate::EnvironmentBuilder::build_on(
+            std::sync::Arc::new(FakeEngine::new()),
+            "fk-profiled".to_string(),
+            true,
+            Vec::new(),
+            None,
+            false,
+        )
+        .await
+        .expect("an environment on the fake engine");
+        let define = |name: &str| {
+            env.runnable(name)
+                .with_ports([("http", 8080)])
+                .init(StartOptions::new("img"))
+                .expect("defined")
+        };
+        let config = serde_json::json!({"path_prefix": "/p"});
+        let b = Profiled::new(define("b"), "http")
+            .expect("profiled")
+            .https()
+            .config(config.clone());
+        let a = Profiled::new(define("a"), "http").expect("profiled");
+        let plain = define("plain");
+        plain.set_metadata("e2ekit.pprof.port", "http");
+        let found = targets(&[b.runnable().clone(), plain, a.runnable().clone()]);
+        assert_eq!(
+            found,
+            [
+                Target {
+                    name: "a".to_string(),
+                    endpoint: "fk-profiled-a:8080".to_string(),
+                    scheme: "http".to_string(),
+                    config: None,
+                },
+                Target {
+                    name: "b".to_string(),
+                    endpoint: "fk-profiled-b:8080".to_string(),
+                    scheme: "https".to_string(),
+                    config: Some(config),
+                },
+            ]
+        );
+        env.close().await;
+    }
 }

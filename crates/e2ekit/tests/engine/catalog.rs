@@ -82,7 +82,7 @@ fn assert_removable_by_us(dir: &std::path::Path) {
 async fn prometheus_scrapes_itself_and_reloads_a_new_config() -> Result<()> {
     need("/usr/bin/prometheus", "prometheus");
     let env = env("e2ekit-t-catalog-prom").await?;
-    let image = monitoring::prometheus::host_image().build(&env).await?;
+    let image = e2ekit::prometheus::host_image().build(&env).await?;
     let prom = db::prometheus(&env, "prom-1", db::Options::new().image(image))?;
     start_and_wait_ready(&[&prom]).await?;
 
@@ -104,6 +104,20 @@ async fn prometheus_scrapes_itself_and_reloads_a_new_config() -> Result<()> {
         "{up}"
     );
     assert_eq!(series[0]["value"][1], "1", "{up}");
+    // The same through the typed PromQL client, made for the runnable or for its endpoint.
+    let typed = PromQl::of(&prom, db::ACCESS_PORT)?.instant("up").await?;
+    assert_eq!(
+        typed.iter().map(Sample::to_string).collect::<Vec<_>>(),
+        [format!(
+            r#"up{{instance="{self_target}", job="myself"}} => 1"#
+        )]
+    );
+    let by_url = PromQl::new(prom.endpoint(db::ACCESS_PORT)?);
+    assert_eq!(by_url.instant("up").await?, typed);
+    let err = prom.promql().instant("up{").await.unwrap_err();
+    assert!(matches!(err, Error::Query { .. }), "{err:?}");
+    assert_eq!(err.runnable(), Some("prom-1"));
+    assert!(err.to_string().contains("parse error"), "{err}");
 
     // A typed configuration while running: reloaded by SIGHUP before set_config returns.
     prom.set_config(
@@ -173,7 +187,7 @@ async fn prometheus_scrapes_itself_and_reloads_a_new_config() -> Result<()> {
 async fn prometheus_config_set_before_start_is_used_at_start() -> Result<()> {
     need("/usr/bin/prometheus", "prometheus");
     let env = env("e2ekit-t-catalog-prom-pre").await?;
-    let image = monitoring::prometheus::host_image().build(&env).await?;
+    let image = e2ekit::prometheus::host_image().build(&env).await?;
     let prom = db::prometheus(
         &env,
         "prom",

@@ -30,7 +30,7 @@ async fn discovers_old_and_new_runnables_and_drops_stopped_ones() -> Result<()> 
         .await?;
     let before = Instrumented::new(common::demo_runnable(&env, "before", &[]).await?, "http")?;
     start_and_wait_ready(&[&before]).await?;
-    let image = monitoring::prometheus::host_image().build(&env).await?;
+    let image = e2ekit::prometheus::host_image().build(&env).await?;
     let mon = monitoring::start_with(
         &env,
         fast()
