@@ -224,6 +224,8 @@ struct Running {
     exit: watch::Receiver<Option<i64>>,
     probe: Option<Probe>,
     log_lines: Arc<Notify>,
+    /// A stop or kill of this container is under way: its exit is expected, not a crash.
+    halting: bool,
 }
 
 pub(crate) struct RunnableInner {
@@ -444,6 +446,14 @@ impl Runnable {
             .ensure_image(&self.inner.options.image, name)
             .await?;
         let started = self.backend().create_and_start(&self.spec(), name).await?;
+        if core.is_closed() {
+            // The environment closed while the engine created this container, so close's
+            // removal may have missed it: undo the start rather than leak it.
+            let _ = self.backend().remove(&started.id).await;
+            return Err(Error::EnvironmentClosed {
+                env: core.name.clone(),
+            });
+        }
 
         let probe = self.inner.options.readiness.as_ref().map(Probe::fresh);
         let log_probes = probe.as_ref().map(Probe::log_probes).unwrap_or_default();
@@ -466,7 +476,9 @@ impl Runnable {
                 // Stops and kills notify listeners themselves; only an exit nobody asked for
                 // (a crash) is news here.
                 let Some(inner) = weak.upgrade() else { return };
-                let unexpected = lock(&inner.state).as_ref().is_some_and(|r| r.id == id);
+                let unexpected = lock(&inner.state)
+                    .as_ref()
+                    .is_some_and(|r| r.id == id && !r.halting);
                 if unexpected && !inner.core.is_closed() {
                     inner.core.notify();
                 }
@@ -479,6 +491,7 @@ impl Runnable {
             exit: exit_rx,
             probe,
             log_lines,
+            halting: false,
         });
         if let Some(code) = started.exited {
             return Err(self.exited(&started.id, code, "starting").await);
@@ -605,7 +618,13 @@ impl Runnable {
 
     async fn halt(&self, kill: bool) -> Result<()> {
         let _op = self.inner.op.lock().await;
-        let current = lock(&self.inner.state).take();
+        // The container stays tracked until the engine confirmed its removal: if a call
+        // fails, the runnable still knows its container, reports it running while it runs,
+        // and a retried stop or kill reaches it again.
+        let current = lock(&self.inner.state).as_mut().map(|r| {
+            r.halting = true;
+            r.clone()
+        });
         let Some(running) = current else {
             return Ok(());
         };
@@ -617,6 +636,28 @@ impl Runnable {
                 self.inner.name
             )
         });
+        let result = self.halt_container(&running, kill).await;
+        let mut state = lock(&self.inner.state);
+        match result {
+            Ok(()) => {
+                if state.as_ref().is_some_and(|r| r.id == running.id) {
+                    state.take();
+                }
+                drop(state);
+                core.set_reachable(&self.inner.name, None);
+                core.notify();
+                Ok(())
+            }
+            Err(e) => {
+                if let Some(r) = state.as_mut().filter(|r| r.id == running.id) {
+                    r.halting = false;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn halt_container(&self, running: &Running, kill: bool) -> Result<()> {
         if kill {
             self.backend().kill(&running.id).await?;
             let mut exit = running.exit.clone();
@@ -625,10 +666,7 @@ impl Runnable {
         } else {
             self.backend().stop(&running.id, STOP_GRACE).await?;
         }
-        self.backend().remove(&running.id).await?;
-        core.set_reachable(&self.inner.name, None);
-        core.notify();
-        Ok(())
+        self.backend().remove(&running.id).await
     }
 
     /// Drops track of the container without engine calls (the environment removes it).

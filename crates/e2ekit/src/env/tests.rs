@@ -410,7 +410,6 @@ async fn a_stop_during_a_slow_start_waits_for_the_start_to_finish() {
 }
 
 #[tokio::test]
-#[ignore = "bug: Environment::close (EnvCore::close_with, env/core.rs:138) does not wait for or fence starts in flight: a Runnable::start (env/runnable.rs:429) already past its ensure_open check creates its container after close removed the environment, and that container is never removed"]
 async fn closing_during_a_slow_start_leaves_no_container_behind() {
     let fake = FakeEngine::new();
     fake.add_image("img:1");
@@ -1828,7 +1827,6 @@ async fn engine_failures_of_stop_and_exec_are_engine_errors_and_close_still_clea
 }
 
 #[tokio::test]
-#[ignore = "bug: Runnable::halt (env/runnable.rs:608) takes the container out of the runnable's state before the engine call, so a failed stop leaves is_running() false and a retried stop a silent no-op while the container keeps running"]
 async fn a_failed_stop_leaves_the_runnable_running_and_stoppable() {
     let fake = FakeEngine::new();
     fake.add_image("img:1");

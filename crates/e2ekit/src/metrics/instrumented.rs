@@ -382,6 +382,49 @@ fn validate(options: &MetricsOptions) -> Result<()> {
     Ok(())
 }
 
+/// How a wait looks at several instances.
+#[derive(Clone, Copy)]
+enum Looking {
+    /// One sum across all instances.
+    Sums,
+    /// Each instance on its own: "missing" only when missing on every instance.
+    Everywhere,
+}
+
+/// The sums of the instances that expose the metrics; `MetricMissing` only when no instance
+/// exposes them (a removal is complete only once every instance dropped the metric).
+async fn everywhere(
+    instances: &[Instrumented],
+    names: &[String],
+    options: &MetricsOptions,
+    fetch_limit: Duration,
+) -> Result<Vec<f64>> {
+    let looks = instances
+        .iter()
+        .map(|i| sums_of(std::slice::from_ref(i), names, options, fetch_limit));
+    let mut missing = None;
+    let mut total: Option<Vec<f64>> = None;
+    for result in futures_util::future::join_all(looks).await {
+        match result {
+            Ok(sums) => {
+                let t = total.get_or_insert_with(|| vec![0.0; sums.len()]);
+                for (t, s) in t.iter_mut().zip(sums) {
+                    *t += s;
+                }
+            }
+            Err(e @ Error::MetricMissing { .. }) => missing = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    match (total, missing) {
+        (Some(total), _) => Ok(total),
+        (None, Some(missing)) => Err(missing),
+        (None, None) => Err(Error::InvalidArgument(
+            "a composite instrumented runnable needs at least one instance".to_string(),
+        )),
+    }
+}
+
 /// What one look at the metrics means for a wait.
 enum Look {
     Done,
@@ -400,6 +443,7 @@ async fn poll(
     names: &[String],
     options: &MetricsOptions,
     expected: String,
+    look: Looking,
     judge: impl Fn(Result<Vec<f64>>) -> Look,
 ) -> Result<()> {
     let mut poll = Poll::new(options.wait);
@@ -407,7 +451,11 @@ async fn poll(
     loop {
         poll.attempt();
         let limit = poll.remaining().clamp(MIN_FETCH, FETCH_TIMEOUT);
-        match judge(sums_of(instances, names, options, limit).await) {
+        let seen = match look {
+            Looking::Sums => sums_of(instances, names, options, limit).await,
+            Looking::Everywhere => everywhere(instances, names, options, limit).await,
+        };
+        match judge(seen) {
             Look::Done => return Ok(()),
             Look::Fail(e) => return Err(e),
             Look::Again { values, error } => {
@@ -451,6 +499,7 @@ async fn wait_for(
         names,
         options,
         expectation.to_string(),
+        Looking::Sums,
         |look| match look {
             Ok(sums) if expectation.check(&sums) => Look::Done,
             Ok(sums) => Look::Again {
@@ -494,6 +543,7 @@ async fn wait_removed(
         &names,
         &options,
         "removed".to_string(),
+        Looking::Everywhere,
         |look| match look {
             Err(Error::MetricMissing { .. }) => Look::Done,
             Err(

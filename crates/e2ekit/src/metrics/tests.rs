@@ -576,7 +576,6 @@ async fn composite_wait_removed_metric_ends_when_no_instance_exposes_it() {
 }
 
 #[tokio::test]
-#[ignore = "bug: CompositeInstrumented::wait_removed_metric (metrics/instrumented.rs:466) takes the MetricMissing of any one instance (sums_of, :317-331, stops at the first instance lacking it) as 'removed', so it returns while another instance still exposes the metric"]
 async fn composite_wait_removed_metric_waits_for_every_instance() {
     let fake = FakeEngine::new();
     let env = fake_env(&fake, "fk-m-comp-removed-bug").await;
