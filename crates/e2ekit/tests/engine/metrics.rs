@@ -196,7 +196,7 @@ async fn failures_explain_themselves() -> Result<()> {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, Error::InvalidArgument(_)),
+        matches!(err, Error::InvalidMatcher { .. }),
         "invalid regex: {err}"
     );
     let err = Instrumented::new(app.runnable().clone(), "metrics").unwrap_err();
@@ -267,7 +267,8 @@ async fn static_server_content_changes_while_waiting() -> Result<()> {
         .sum_metrics(["good"], MetricsOptions::new())
         .await
         .unwrap_err();
-    let text = err.to_string();
+    // The parse error naming the line is the cause, in the whole report.
+    let text = err.report();
     assert!(
         matches!(err, Error::MetricsFetch { .. }) && text.contains("line 2"),
         "{text}"
