@@ -6,9 +6,11 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::env::core::{container_name, runnable_dir};
 use crate::env::Environment;
 use crate::env::Runnable;
 use crate::error::{Error, Result};
+use crate::host::fs::set_mode;
 use crate::spec::StartOptions;
 
 /// Where a runnable will live, known before it is registered.
@@ -27,13 +29,13 @@ impl Site {
         Self {
             env: env.name().to_string(),
             name: name.to_string(),
-            dir: env.shared_dir().join("data").join(name),
+            dir: runnable_dir(env.shared_dir(), name),
         }
     }
 
     /// The container's name, which is also its DNS name on the environment's network.
     pub(crate) fn host(&self) -> String {
-        format!("{}-{}", self.env, self.name)
+        container_name(&self.env, &self.name)
     }
 
     /// `<host>:<port>` as other runnables reach it.
@@ -129,7 +131,7 @@ fn create_dir(runnable: &str, path: &Path) -> Result<()> {
             e,
         )
     })?;
-    open_permissions(path, 0o777);
+    crate::host::fs::open_permissions(path);
     Ok(())
 }
 
@@ -144,18 +146,8 @@ pub(crate) fn write_file(runnable: &str, path: &Path, data: &[u8]) -> Result<()>
             e,
         )
     })?;
-    open_permissions(path, 0o644);
+    set_mode(path, 0o644);
     Ok(())
-}
-
-fn open_permissions(path: &Path, mode: u32) {
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode));
-    }
-    #[cfg(not(unix))]
-    let _ = (path, mode);
 }
 
 #[cfg(test)]

@@ -289,6 +289,12 @@ impl Runnable {
         &self.inner.ports
     }
 
+    /// The container port declared under `name`; [`Error::UnknownPort`] naming the declared
+    /// ones otherwise.
+    pub fn port(&self, name: &str) -> Result<u16> {
+        port_of(&self.inner.name, &self.inner.ports, name)
+    }
+
     /// The start options.
     pub fn options(&self) -> &StartOptions {
         &self.inner.options

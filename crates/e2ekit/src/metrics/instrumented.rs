@@ -71,13 +71,7 @@ impl Instrumented {
     /// Metrics served at `/metrics` over HTTP on the named port. Errors if the runnable has no
     /// such port.
     pub fn new(runnable: Runnable, metrics_port: &str) -> Result<Self> {
-        if !runnable.ports().iter().any(|(n, _)| n == metrics_port) {
-            return Err(Error::UnknownPort {
-                runnable: runnable.name().to_string(),
-                port: metrics_port.to_string(),
-                known: runnable.ports().iter().map(|(n, _)| n.clone()).collect(),
-            });
-        }
+        runnable.port(metrics_port)?;
         let this = Self {
             runnable,
             port: metrics_port.to_string(),

@@ -84,16 +84,7 @@ mod tests {
         use crate::spec::StartOptions;
 
         let fake = FakeEngine::new();
-        let env = crate::EnvironmentBuilder::build_on(
-            std::sync::Arc::new(fake),
-            "fk-discovery".to_string(),
-            true,
-            Vec::new(),
-            None,
-            false,
-        )
-        .await
-        .expect("an environment on the fake engine");
+        let env = crate::env::tests::fake_env(&fake, "fk-discovery").await;
         let define = |name: &str| {
             env.runnable(name)
                 .with_ports([("http", 8080), ("admin", 9000)])
@@ -111,7 +102,7 @@ mod tests {
 
         let groups = target_groups(&[app.runnable().clone(), plain]);
         assert_eq!(groups.len(), 1, "{groups:?}");
-        assert_eq!(groups[0].targets, ["fk-discovery-app:9000"]);
+        assert_eq!(groups[0].targets, [format!("{}-app:9000", env.name())]);
         assert_eq!(groups[0].labels["job"], "app");
         assert_eq!(groups[0].labels["__metrics_path__"], "/m");
         assert_eq!(groups[0].labels["__param_format"], "prometheus");

@@ -24,7 +24,7 @@ pub(crate) struct Entry {
 pub(crate) type UsageTable = Arc<Mutex<BTreeMap<String, Entry>>>;
 
 fn lock(t: &UsageTable) -> std::sync::MutexGuard<'_, BTreeMap<String, Entry>> {
-    t.lock().unwrap_or_else(|p| p.into_inner())
+    crate::host::fs::lock(t)
 }
 
 /// Starts a stream for each running runnable that has none yet.

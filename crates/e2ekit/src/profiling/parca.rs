@@ -170,7 +170,7 @@ impl ConfigFile {
     /// Replaces the scrape jobs, atomically.
     pub(crate) fn set_scrape_configs(&self, scrape_configs: &[Value]) -> Result<()> {
         let text = config_text(&self.base, scrape_configs);
-        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        let mut last = crate::host::fs::lock(&self.last);
         if last.as_deref() == Some(text.as_str()) {
             return Ok(());
         }

@@ -4,7 +4,7 @@ use std::fmt;
 use std::ops::Deref;
 
 use crate::env::{AsRunnable, Runnable};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// The marker of a profiled runnable: where its pprof handlers are, for profiling to find.
 #[derive(Debug, Clone, PartialEq)]
@@ -58,13 +58,7 @@ impl Profiled {
     /// pprof handlers served over HTTP on the named port, profiled with Parca's default
     /// profiling configuration. Errors if the runnable has no such port.
     pub fn new(runnable: Runnable, pprof_port: &str) -> Result<Self> {
-        if !runnable.ports().iter().any(|(n, _)| n == pprof_port) {
-            return Err(Error::UnknownPort {
-                runnable: runnable.name().to_string(),
-                port: pprof_port.to_string(),
-                known: runnable.ports().iter().map(|(n, _)| n.clone()).collect(),
-            });
-        }
+        runnable.port(pprof_port)?;
         let this = Self {
             runnable,
             port: pprof_port.to_string(),
@@ -186,16 +180,7 @@ mod tests {
 
     #[tokio::test]
     async fn profiled_runnables_are_found_by_their_marker_sorted_by_name() {
-        let env = crate::EnvironmentBuilder::build_on(
-            std::sync::Arc::new(FakeEngine::new()),
-            "fk-profiled".to_string(),
-            true,
-            Vec::new(),
-            None,
-            false,
-        )
-        .await
-        .expect("an environment on the fake engine");
+        let env = crate::env::tests::fake_env(&FakeEngine::new(), "fk-profiled").await;
         let define = |name: &str| {
             env.runnable(name)
                 .with_ports([("http", 8080)])
@@ -216,13 +201,13 @@ mod tests {
             [
                 Target {
                     name: "a".to_string(),
-                    endpoint: "fk-profiled-a:8080".to_string(),
+                    endpoint: format!("{}-a:8080", env.name()),
                     scheme: "http".to_string(),
                     config: None,
                 },
                 Target {
                     name: "b".to_string(),
-                    endpoint: "fk-profiled-b:8080".to_string(),
+                    endpoint: format!("{}-b:8080", env.name()),
                     scheme: "https".to_string(),
                     config: Some(config),
                 },

@@ -96,10 +96,7 @@ impl EngineInfo {
 fn engine_info(endpoint: &str) -> Arc<tokio::sync::OnceCell<EngineInfo>> {
     type Engines = Mutex<HashMap<String, Arc<tokio::sync::OnceCell<EngineInfo>>>>;
     static ENGINES: OnceLock<Engines> = OnceLock::new();
-    ENGINES
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    crate::host::fs::lock(ENGINES.get_or_init(Default::default))
         .entry(endpoint.to_string())
         .or_default()
         .clone()
