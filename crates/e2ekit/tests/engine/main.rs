@@ -15,6 +15,7 @@ mod monitoring;
 mod output;
 mod probes;
 mod profiling;
+mod remote;
 // The README's scenario verbatim, in the README's layout (checked by tests/readme_sync.rs).
 #[rustfmt::skip]
 mod readme;
