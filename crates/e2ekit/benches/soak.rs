@@ -10,7 +10,7 @@
 //! After every cycle the engine is asked, through `e2ekit::sweep::list_environments`, for
 //! containers and networks labelled `e2ekit.env=e2ekit-soak`: anything found is a leak and is
 //! recorded (the next cycle's `build` removes it, so the soak keeps going). The shared dir
-//! `/tmp/e2ekit-e2ekit-soak` must be gone too. The harness process's RSS, open file
+//! `/tmp/e2ekit-<uid>/e2ekit-soak` must be gone too. The harness process's RSS, open file
 //! descriptors (and how many are sockets), OS threads and live tokio tasks are sampled after
 //! cycle 10 (warm) and at the end, both right after the cycle and after an idle pause that
 //! lets tokio's idle blocking threads retire; growth there means leaked connections or tasks.
@@ -158,12 +158,16 @@ impl Resources {
     }
 }
 
-/// Entries of the temp dir named like the soak environment's shared dir.
+/// Entries of this user's private e2ekit directory named like the soak environment's shared
+/// dir (`<temp>/e2ekit-<uid>/<env>`).
 fn leftover_dirs() -> Vec<String> {
+    use std::os::unix::fs::MetadataExt;
+    let uid = std::fs::metadata("/proc/self").map_or(0, |m| m.uid());
     let base = std::env::var_os("E2E_TEMP_DIR")
         .map(std::path::PathBuf::from)
-        .unwrap_or_else(std::env::temp_dir);
-    let prefix = format!("e2ekit-{ENV_NAME}");
+        .unwrap_or_else(std::env::temp_dir)
+        .join(format!("e2ekit-{uid}"));
+    let prefix = ENV_NAME.to_string();
     let mut found: Vec<String> = std::fs::read_dir(&base)
         .map(|d| {
             d.flatten()

@@ -128,7 +128,7 @@ pub(crate) fn spec(site: &Site, options: &Options) -> Result<Spec> {
         let certs = Certificates::generate(&site.host())?;
         spec = spec
             .file("certs/cert.pem", certs.cert_pem)
-            .file("certs/key.pem", certs.key_pem)
+            .secret_file("certs/key.pem", certs.key_pem)
             .file("certs/CAs/ca.crt", certs.ca_pem);
     }
     Ok(spec)

@@ -136,7 +136,7 @@ pub(crate) fn spec(site: &Site, bucket: &str, options: &Options) -> Result<Spec>
         let certs = Certificates::generate(&site.host())?;
         spec = spec
             .file("certs/public.crt", certs.cert_pem)
-            .file("certs/private.key", certs.key_pem)
+            .secret_file("certs/private.key", certs.key_pem)
             .file("certs/CAs/ca.crt", certs.ca_pem);
     }
     Ok(spec)

@@ -58,6 +58,9 @@ pub(crate) struct Spec {
     pub files: Vec<(String, Vec<u8>)>,
     /// Empty directories created in the runnable's directory.
     pub dirs: Vec<String>,
+    /// Files among `files` that only the test user may read (private keys): mode 0600. The
+    /// services that read them run as the test user.
+    pub secrets: Vec<String>,
 }
 
 impl Spec {
@@ -67,6 +70,7 @@ impl Spec {
             options,
             files: Vec::new(),
             dirs: Vec::new(),
+            secrets: Vec::new(),
         }
     }
 
@@ -78,6 +82,13 @@ impl Spec {
     pub(crate) fn file(mut self, rel: impl Into<String>, data: impl Into<Vec<u8>>) -> Self {
         self.files.push((rel.into(), data.into()));
         self
+    }
+
+    /// A file only the test user may read (a private key).
+    pub(crate) fn secret_file(mut self, rel: impl Into<String>, data: impl Into<Vec<u8>>) -> Self {
+        let rel = rel.into();
+        self.secrets.push(rel.clone());
+        self.file(rel, data)
     }
 
     pub(crate) fn dir(mut self, rel: impl Into<String>) -> Self {
@@ -119,7 +130,12 @@ pub(crate) fn deploy(
         create_dir(name, &future.dir().join(rel))?;
     }
     for (rel, data) in &spec.files {
-        write_file(name, &future.dir().join(rel), data)?;
+        let mode = if spec.secrets.contains(rel) {
+            0o600
+        } else {
+            0o644
+        };
+        write_file(name, &future.dir().join(rel), data, mode)?;
     }
     future.init(spec.options)
 }
@@ -135,19 +151,52 @@ fn create_dir(runnable: &str, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Writes a file readable by whatever user the container runs as.
-pub(crate) fn write_file(runnable: &str, path: &Path, data: &[u8]) -> Result<()> {
+/// Writes a file with `mode` (0644: readable by whatever user the container runs as; 0600:
+/// a secret only the test user, and services running as it, may read). The file is created
+/// with that mode, so a secret is never readable by others, not even for a moment.
+pub(crate) fn write_file(runnable: &str, path: &Path, data: &[u8], mode: u32) -> Result<()> {
     if let Some(parent) = path.parent() {
         create_dir(runnable, parent)?;
     }
-    std::fs::write(path, data).map_err(|e| {
-        Error::io(
-            format!("writing {} for runnable {runnable:?}", path.display()),
-            e,
-        )
-    })?;
-    set_mode(path, 0o644);
+    let mut open = std::fs::OpenOptions::new();
+    open.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut open, mode);
+    open.open(path)
+        .and_then(|mut f| std::io::Write::write_all(&mut f, data))
+        .map_err(|e| {
+            Error::io(
+                format!("writing {} for runnable {runnable:?}", path.display()),
+                e,
+            )
+        })?;
+    set_mode(path, mode);
     Ok(())
+}
+
+#[cfg(all(test, unix, feature = "tls"))]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    use crate::engine::fake::FakeEngine;
+
+    #[tokio::test]
+    async fn private_keys_are_written_owner_only_and_the_rest_readable() {
+        let env = crate::env::tests::fake_env(&FakeEngine::new(), "fk-keys").await;
+        let minio = crate::db::minio(&env, "minio-1", "bucket", crate::db::Options::new().tls())
+            .expect("defined");
+        let mode = |rel: &str| {
+            std::fs::metadata(minio.dir().join(rel))
+                .expect("written")
+                .permissions()
+                .mode()
+                & 0o777
+        };
+        assert_eq!(mode("certs/private.key"), 0o600);
+        assert_eq!(mode("certs/public.crt"), 0o644);
+        assert_eq!(mode("certs/CAs/ca.crt"), 0o644);
+        env.close().await;
+    }
 }
 
 #[cfg(test)]

@@ -293,8 +293,11 @@ impl EnvironmentBuilder {
         remove_dir(&shared_dir);
         std::fs::create_dir_all(&shared_dir)
             .map_err(|e| Error::io(format!("creating shared dir {}", shared_dir.display()), e))?;
-        // Containers may run as any user; they must be able to write here.
+        // Containers may run as any user; they must be able to write here (other users of
+        // this machine cannot: the parent is private, see sweep::private_root).
         open_permissions(&shared_dir);
+        std::fs::write(shared_dir.join(sweep::OWNER_MARKER), labels::owner())
+            .map_err(|e| Error::io(format!("writing the owner of {}", shared_dir.display()), e))?;
 
         let network = match backend.create_network(&name, env_labels(&name)).await {
             Ok(n) => n,

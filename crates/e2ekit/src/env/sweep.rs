@@ -6,11 +6,15 @@ use std::path::PathBuf;
 
 use crate::engine::Backend;
 use crate::error::{Error, Result};
-use crate::host::{labels, naming};
+use crate::host::{fs, labels, naming};
 
 /// File in an environment's shared dir marking it as kept for inspection (see
 /// `E2EKIT_KEEP_ON_FAILURE`); sweeping leaves such environments alone.
 pub(crate) const KEPT_MARKER: &str = ".e2ekit-kept";
+/// File in an environment's shared dir naming its owner process (`host:pid:start`), so a
+/// directory left by a process killed during close is recognised as an orphan even after its
+/// engine resources are gone.
+pub(crate) const OWNER_MARKER: &str = ".e2ekit-owner";
 
 /// Whether the owner of an environment is still around.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,14 +44,16 @@ pub struct EnvironmentInfo {
     pub networks: usize,
 }
 
-/// The shared directory of an environment: `$E2E_TEMP_DIR/e2ekit-<name>` or under the
-/// system temp dir.
+/// The directory holding this user's environments: `<base>/e2ekit-<uid>`, where the base is
+/// `$E2E_TEMP_DIR` or the system temp dir.
 ///
-/// Names reach here from engine labels and the command line too, so a name that is not a
-/// valid environment name (`x/../victim`) is refused: the path must stay one directory
-/// inside the base.
-pub(crate) fn shared_dir_for(name: &str) -> Result<PathBuf> {
-    naming::validate_env_name(name)?;
+/// It is private to the test user (mode 0700, checked to be ours and not a link): other local
+/// users cannot reach the shared directories inside it, so they cannot plant or replace a file
+/// a service reads, or read a generated key. Containers still can: the shared directory is
+/// bind-mounted at its own path, and inside a container the parents of that path are the
+/// engine's, not this one. The shared directories themselves stay writable by every uid,
+/// because services run as users of their images.
+pub(crate) fn private_root() -> Result<PathBuf> {
     let base = std::env::var_os("E2E_TEMP_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(std::env::temp_dir);
@@ -58,7 +64,19 @@ pub(crate) fn shared_dir_for(name: &str) -> Result<PathBuf> {
     let base = base
         .canonicalize()
         .map_err(|e| Error::io(format!("resolving {}", base.display()), e))?;
-    Ok(base.join(format!("e2ekit-{name}")))
+    let root = base.join(format!("e2ekit-{}", fs::current_uid().unwrap_or(0)));
+    fs::ensure_private_dir(&root)?;
+    Ok(root)
+}
+
+/// The shared directory of an environment: `<private root>/<name>` (see [`private_root`]).
+///
+/// Names reach here from engine labels and the command line too, so a name that is not a
+/// valid environment name (`x/../victim`) is refused: the path must stay one directory
+/// inside the private root.
+pub(crate) fn shared_dir_for(name: &str) -> Result<PathBuf> {
+    naming::validate_env_name(name)?;
+    Ok(private_root()?.join(name))
 }
 
 fn is_kept(name: &str) -> bool {
@@ -122,16 +140,73 @@ pub(crate) async fn remove_with(backend: &dyn Backend, name: &str) -> Result<()>
     Ok(())
 }
 
+/// Removes orphaned environments: those on the engine whose owner is gone, and shared
+/// directories whose owner is gone and that have nothing left on the engine (a process killed
+/// during close). One that cannot be removed is reported and skipped; the others still go.
 pub(crate) async fn remove_orphans_with(backend: &dyn Backend) -> Result<Vec<String>> {
     let mut removed = Vec::new();
-    for env in list_with(backend).await? {
+    let envs = list_with(backend).await?;
+    for env in &envs {
         if env.state == OwnerState::Orphaned {
             tracing::info!(env = %env.name, owners = ?env.owners, "removing an orphaned environment");
-            remove_with(backend, &env.name).await?;
-            removed.push(env.name);
+            match remove_with(backend, &env.name).await {
+                Ok(()) => removed.push(env.name.clone()),
+                Err(e) => tracing::warn!(
+                    env = %env.name,
+                    error = %e.report(),
+                    "could not remove an orphaned environment; the sweep goes on"
+                ),
+            }
+        }
+    }
+    for name in orphaned_dirs(&envs) {
+        tracing::info!(env = %name, "removing the shared directory of an orphaned environment");
+        if let Ok(dir) = shared_dir_for(&name) {
+            match std::fs::remove_dir_all(&dir) {
+                Ok(()) => removed.push(name),
+                Err(e) => tracing::warn!(
+                    dir = %dir.display(),
+                    error = %e,
+                    "could not remove an orphaned shared directory; the sweep goes on"
+                ),
+            }
         }
     }
     Ok(removed)
+}
+
+/// Shared directories in the private root with no engine resources, whose recorded owner is
+/// gone and which were not kept for inspection. A directory without an owner record (being
+/// created right now, or made by hand) is left alone.
+fn orphaned_dirs(on_engine: &[EnvironmentInfo]) -> Vec<String> {
+    let Ok(root) = private_root() else {
+        return Vec::new();
+    };
+    let Ok(entries) = std::fs::read_dir(&root) else {
+        return Vec::new();
+    };
+    let mut orphans = Vec::new();
+    for entry in entries.flatten() {
+        let Ok(name) = entry.file_name().into_string() else {
+            continue;
+        };
+        let dir = entry.path();
+        if naming::validate_env_name(&name).is_err()
+            || on_engine.iter().any(|e| e.name == name)
+            || dir.join(KEPT_MARKER).exists()
+        {
+            continue;
+        }
+        let Ok(owner) = std::fs::read_to_string(dir.join(OWNER_MARKER)) else {
+            continue;
+        };
+        let owner = owner.trim();
+        if owner != labels::owner() && !labels::is_other_live_owner(owner) {
+            orphans.push(name);
+        }
+    }
+    orphans.sort();
+    orphans
 }
 
 #[cfg(test)]
@@ -182,5 +257,108 @@ mod tests {
         assert!(shared_dir_for(&hostile).is_err());
         std::fs::remove_dir_all(&victim).expect("cleanup");
         std::fs::remove_dir_all(&decoy).expect("cleanup");
+    }
+
+    async fn orphan_network(fake: &FakeEngine, env: &str) {
+        let labels = BTreeMap::from([
+            (labels::ENV.to_string(), env.to_string()),
+            (labels::OWNER.to_string(), dead_owner()),
+        ]);
+        fake.create_network(env, labels)
+            .await
+            .expect("labelled network");
+    }
+
+    #[tokio::test]
+    async fn one_unremovable_orphan_does_not_stop_the_sweep() {
+        let fake = FakeEngine::new();
+        let tag = std::process::id();
+        let (first, second) = (format!("fk-orph-a-{tag}"), format!("fk-orph-b-{tag}"));
+        orphan_network(&fake, &first).await;
+        orphan_network(&fake, &second).await;
+        // The engine refuses the first removal (environments are swept in name order).
+        fake.fail_next("remove_environment", "device or resource busy");
+        let removed = remove_orphans_with(&fake).await.expect("the sweep goes on");
+        assert!(removed.contains(&second), "{removed:?}");
+        assert!(!removed.contains(&first), "{removed:?}");
+        assert_eq!(fake.networks(), [first]);
+    }
+
+    #[tokio::test]
+    async fn a_shared_dir_left_by_a_killed_close_is_swept_once_its_owner_is_gone() {
+        let root = private_root().expect("private root");
+        let tag = std::process::id();
+        let make = |name: &str, owner: Option<String>| {
+            let dir = root.join(name);
+            std::fs::create_dir_all(&dir).expect("dir");
+            if let Some(owner) = owner {
+                std::fs::write(dir.join(OWNER_MARKER), owner).expect("owner");
+            }
+            dir
+        };
+        let dead = make(&format!("fk-dir-dead-{tag}"), Some(dead_owner()));
+        let live = make(
+            &format!("fk-dir-live-{tag}"),
+            Some(labels::owner().to_string()),
+        );
+        let unknown = make(&format!("fk-dir-unknown-{tag}"), None);
+        let kept = make(&format!("fk-dir-kept-{tag}"), Some(dead_owner()));
+        std::fs::write(kept.join(KEPT_MARKER), "kept").expect("kept marker");
+
+        // Other tests of this process sweep the same root concurrently: whichever sweep got
+        // there, the dead owner's directory is gone and the others stay.
+        remove_orphans_with(&FakeEngine::new())
+            .await
+            .expect("sweep");
+        assert!(!dead.exists());
+        for stays in [&live, &unknown, &kept] {
+            assert!(stays.exists(), "{} was removed", stays.display());
+            std::fs::remove_dir_all(stays).expect("cleanup");
+        }
+    }
+
+    #[tokio::test]
+    async fn shared_dirs_live_in_a_root_only_the_test_user_can_enter() {
+        let env = crate::env::tests::fake_env(&FakeEngine::new(), "fk-private").await;
+        let parent = env.shared_dir().parent().expect("a parent");
+        assert_eq!(parent, private_root().expect("root"));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::{MetadataExt, PermissionsExt};
+            let meta = std::fs::metadata(parent).expect("root exists");
+            assert_eq!(meta.permissions().mode() & 0o777, 0o700);
+            assert_eq!(Some(meta.uid()), fs::current_uid());
+        }
+        assert_eq!(
+            std::fs::read_to_string(env.shared_dir().join(OWNER_MARKER)).expect("owner"),
+            labels::owner()
+        );
+        env.close().await;
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_root_others_can_enter_or_a_link_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let base = std::env::temp_dir().join(format!("e2ekit-private-test-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&base);
+        std::fs::create_dir_all(&base).expect("base");
+        let open = base.join("open");
+        std::fs::create_dir(&open).expect("open dir");
+        std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+        let err = fs::ensure_private_dir(&open).expect_err("world-writable root");
+        assert!(err.to_string().contains("private to you"), "{err}");
+        let link = base.join("link");
+        std::os::unix::fs::symlink(&open, &link).expect("link");
+        assert!(fs::ensure_private_dir(&link).is_err(), "a link is refused");
+        let fresh = base.join("fresh");
+        fs::ensure_private_dir(&fresh).expect("created");
+        let mode = std::fs::metadata(&fresh)
+            .expect("exists")
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o700);
+        std::fs::remove_dir_all(&base).expect("cleanup");
     }
 }

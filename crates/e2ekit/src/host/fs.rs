@@ -36,6 +36,52 @@ pub(crate) fn set_mode(path: &Path, mode: u32) {
     let _ = (path, mode);
 }
 
+/// The uid of this process (the owner of its own `/proc` entry; no libc call needed).
+pub(crate) fn current_uid() -> Option<u32> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata("/proc/self").ok().map(|m| m.uid())
+    }
+    #[cfg(not(unix))]
+    {
+        None
+    }
+}
+
+/// Creates `dir` readable only by this user (0700), or checks that an existing one is a real
+/// directory (not a link), owned by this user, with no access for others. Anything else is an
+/// error: another user may have made it to read or plant files.
+pub(crate) fn ensure_private_dir(dir: &Path) -> Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    match builder.create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(Error::io(format!("creating {}", dir.display()), e)),
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let meta = std::fs::symlink_metadata(dir)
+            .map_err(|e| Error::io(format!("checking {}", dir.display()), e))?;
+        let mode = meta.permissions().mode() & 0o777;
+        let ours = current_uid().is_none_or(|uid| uid == meta.uid());
+        if !meta.is_dir() || !ours || mode & 0o077 != 0 {
+            return Err(Error::io(
+                format!(
+                    "{} must be a directory private to you (owner uid {}, mode {mode:o} found); another user may have created it: remove it, or set E2E_TEMP_DIR elsewhere",
+                    dir.display(),
+                    meta.uid()
+                ),
+                std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Locks a mutex even if a panicking thread held it: cleanup must still run, and the data
 /// under e2ekit's locks stays consistent between statements.
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
