@@ -291,7 +291,9 @@ impl EnvironmentBuilder {
             backend.remove_environment(&name, None).await?;
         }
         remove_dir(&shared_dir);
-        std::fs::create_dir_all(&shared_dir)
+        // Only the last component: the private parent was checked by shared_dir_for, and must
+        // never be recreated with default permissions.
+        std::fs::create_dir(&shared_dir)
             .map_err(|e| Error::io(format!("creating shared dir {}", shared_dir.display()), e))?;
         // Containers may run as any user; they must be able to write here (other users of
         // this machine cannot: the parent is private, see sweep::private_root).
