@@ -38,6 +38,12 @@ pub(crate) struct EnvCore {
     pub verbose: bool,
     pub http: reqwest::Client,
     pub(crate) closed: AtomicBool,
+    /// The engine confirmed the removal of every container and the network.
+    pub(crate) removed: AtomicBool,
+    /// Serialises closes (an explicit one and the drop guard's, a retry after a failure).
+    pub(crate) closing: tokio::sync::Mutex<()>,
+    /// This environment's name, held open in this process until it closes.
+    pub(crate) open_name: sweep::OpenName,
     pub(crate) names: Mutex<HashSet<String>>,
     pub(crate) started: Mutex<Vec<Weak<RunnableInner>>>,
     /// How to reach each running runnable, kept apart from the runnables themselves so it
@@ -134,35 +140,48 @@ impl EnvCore {
         }
     }
 
-    /// Closes the environment with the given engine connection. Safe to call twice.
+    /// Whether close removed everything from the engine.
+    pub(crate) fn is_removed(&self) -> bool {
+        self.removed.load(Ordering::Acquire)
+    }
+
+    /// Closes the environment with the given engine connection. Safe to call twice; a close
+    /// the engine interrupted is retried by the next call (or the drop guard), and once the
+    /// environment is closed, the next sweep of this process removes what is left anyway.
     pub(crate) async fn close_with(&self, backend: &dyn Backend) {
-        if self.closed.swap(true, Ordering::AcqRel) {
+        let _closing = self.closing.lock().await;
+        if self.is_removed() {
             return;
         }
-        let closers: Vec<Closer> = std::mem::take(&mut *lock(&self.closers));
-        for closer in closers.into_iter().rev() {
-            closer();
-        }
-        // Start order is kept for listeners; removal is concurrent because a kill does not
-        // care about order and sequential removal would be N times slower.
-        let runnables: Vec<_> = lock(&self.started)
-            .drain(..)
-            .filter_map(|w| w.upgrade())
-            .collect();
-        for r in runnables.iter().rev() {
-            Runnable::from_inner(r.clone()).forget_container();
+        if !self.closed.swap(true, Ordering::AcqRel) {
+            let closers: Vec<Closer> = std::mem::take(&mut *lock(&self.closers));
+            for closer in closers.into_iter().rev() {
+                closer();
+            }
+            // Start order is kept for listeners; removal is concurrent because a kill does
+            // not care about order and sequential removal would be N times slower.
+            let runnables: Vec<_> = lock(&self.started)
+                .drain(..)
+                .filter_map(|w| w.upgrade())
+                .collect();
+            for r in runnables.iter().rev() {
+                Runnable::from_inner(r.clone()).forget_container();
+            }
         }
         self.trace(|| "removing containers and network".to_string());
-        if let Err(e) = backend
+        match backend
             .remove_environment(&self.name, Some(&self.network.name))
             .await
         {
-            eprintln!(
-                "e2ekit: closing environment {:?}: {}",
+            Ok(()) => self.removed.store(true, Ordering::Release),
+            Err(e) => eprintln!(
+                "e2ekit: closing environment {:?}: {}; call close() again, or the next environment this process creates removes what is left",
                 self.name,
                 e.report()
-            );
+            ),
         }
+        // Closed: what is left on the engine is an orphan now, for this process's sweeps too.
+        self.open_name.release();
         match std::fs::remove_dir_all(&self.shared_dir) {
             Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
                 // Files a container wrote as another user (root, mostly): delete them as root

@@ -14,6 +14,8 @@
 //! # Ok(()) }
 //! ```
 
+#[cfg(test)]
+mod close_tests;
 pub(crate) mod core;
 pub(crate) mod image;
 pub(crate) mod ready;
@@ -63,7 +65,7 @@ struct DropGuard {
 
 impl Drop for DropGuard {
     fn drop(&mut self) {
-        if self.core.is_closed() {
+        if self.core.is_removed() {
             return;
         }
         if std::thread::panicking() && keep_on_failure() {
@@ -271,6 +273,12 @@ impl EnvironmentBuilder {
     ) -> Result<Environment> {
         let name = naming::avoid_reserved(name, explicit, backend.reserved_names())?;
         let shared_dir = sweep::shared_dir_for(&name)?;
+        // Held before the sweep, so this process's sweeps never take our resources for an
+        // orphan's; released when the environment closes (or this build fails).
+        let open_name = sweep::OpenName::hold(&name).ok_or_else(|| Error::EnvironmentInUse {
+            env: name.clone(),
+            owner: format!("this process ({})", labels::owner()),
+        })?;
         if let Err(e) = sweep::remove_orphans_with(backend.as_ref()).await {
             tracing::warn!(error = %e.report(), "could not remove orphaned environments");
         }
@@ -322,7 +330,10 @@ impl EnvironmentBuilder {
             cpus,
             verbose,
             http,
+            open_name,
             closed: AtomicBool::new(false),
+            removed: AtomicBool::new(false),
+            closing: tokio::sync::Mutex::new(()),
             names: Mutex::new(HashSet::new()),
             started: Mutex::new(Vec::new()),
             reachable: Mutex::new(BTreeMap::new()),

@@ -79,6 +79,45 @@ pub(crate) fn shared_dir_for(name: &str) -> Result<PathBuf> {
     Ok(private_root()?.join(name))
 }
 
+/// Names of this process's environments that are open (built and not yet closed).
+///
+/// Resources labelled with this process as owner are only alive while their environment is
+/// open here: once it closed (even when its removal failed), they are orphans that the next
+/// sweep of this process removes. And a name open here cannot be built a second time.
+fn open_here() -> &'static std::sync::Mutex<std::collections::HashSet<String>> {
+    static OPEN: std::sync::OnceLock<std::sync::Mutex<std::collections::HashSet<String>>> =
+        std::sync::OnceLock::new();
+    OPEN.get_or_init(Default::default)
+}
+
+fn is_open_here(name: &str) -> bool {
+    fs::lock(open_here()).contains(name)
+}
+
+/// An environment name held open by this process; released on drop (or [`OpenName::release`]).
+#[derive(Debug)]
+pub(crate) struct OpenName(String);
+
+impl OpenName {
+    /// Holds `name` for this process; `None` if it is already open here.
+    pub(crate) fn hold(name: &str) -> Option<Self> {
+        fs::lock(open_here())
+            .insert(name.to_string())
+            .then(|| Self(name.to_string()))
+    }
+
+    /// Lets the name go: the environment is closed.
+    pub(crate) fn release(&self) {
+        fs::lock(open_here()).remove(&self.0);
+    }
+}
+
+impl Drop for OpenName {
+    fn drop(&mut self) {
+        self.release();
+    }
+}
+
 fn is_kept(name: &str) -> bool {
     shared_dir_for(name).is_ok_and(|d| d.join(KEPT_MARKER).exists())
 }
@@ -108,10 +147,9 @@ pub(crate) async fn list_with(backend: &dyn Backend) -> Result<Vec<EnvironmentIn
     }
     let mut envs: Vec<EnvironmentInfo> = by_env.into_values().collect();
     for env in &mut envs {
-        let alive = env
-            .owners
-            .iter()
-            .any(|o| o == labels::owner() || labels::is_other_live_owner(o));
+        let alive = env.owners.iter().any(|o| {
+            (o == labels::owner() && is_open_here(&env.name)) || labels::is_other_live_owner(o)
+        });
         env.state = if env.owners.is_empty() {
             OwnerState::Unknown
         } else if alive {
@@ -201,7 +239,9 @@ fn orphaned_dirs(on_engine: &[EnvironmentInfo]) -> Vec<String> {
             continue;
         };
         let owner = owner.trim();
-        if owner != labels::owner() && !labels::is_other_live_owner(owner) {
+        let alive =
+            (owner == labels::owner() && is_open_here(&name)) || labels::is_other_live_owner(owner);
+        if !alive {
             orphans.push(name);
         }
     }
@@ -297,13 +337,28 @@ mod tests {
             dir
         };
         let dead = make(&format!("fk-dir-dead-{tag}"), Some(dead_owner()));
-        let live = make(
-            &format!("fk-dir-live-{tag}"),
-            Some(labels::owner().to_string()),
-        );
+        // This process's own environment, open: alive.
+        let live_name = format!("fk-dir-live-{tag}");
+        let _open = OpenName::hold(&live_name).expect("open in this process");
+        let live = make(&live_name, Some(labels::owner().to_string()));
         let unknown = make(&format!("fk-dir-unknown-{tag}"), None);
         let kept = make(&format!("fk-dir-kept-{tag}"), Some(dead_owner()));
         std::fs::write(kept.join(KEPT_MARKER), "kept").expect("kept marker");
+        // Removes what the test made even when an assertion fails.
+        struct Cleanup(Vec<std::path::PathBuf>);
+        impl Drop for Cleanup {
+            fn drop(&mut self) {
+                for dir in &self.0 {
+                    let _ = std::fs::remove_dir_all(dir);
+                }
+            }
+        }
+        let _cleanup = Cleanup(vec![
+            dead.clone(),
+            live.clone(),
+            unknown.clone(),
+            kept.clone(),
+        ]);
 
         // Other tests of this process sweep the same root concurrently: whichever sweep got
         // there, the dead owner's directory is gone and the others stay.
@@ -313,7 +368,6 @@ mod tests {
         assert!(!dead.exists());
         for stays in [&live, &unknown, &kept] {
             assert!(stays.exists(), "{} was removed", stays.display());
-            std::fs::remove_dir_all(stays).expect("cleanup");
         }
     }
 

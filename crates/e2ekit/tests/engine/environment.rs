@@ -195,17 +195,24 @@ async fn volumes_and_cpu_limit_apply_to_every_runnable() -> Result<()> {
 
 #[tokio::test]
 async fn leftovers_of_an_earlier_run_with_the_same_name_are_removed() -> Result<()> {
-    let env = Environment::builder()
-        .name("e2ekit-t-sweep")
-        .build()
-        .await?;
-    let image = busybox(&env).await?;
-    let r = env.runnable("old").init(sleeper(&image))?;
-    r.start().await?;
-    // Simulate a run that never cleaned up: no close, no drop.
-    std::mem::forget(r);
-    std::mem::forget(env);
-    assert_eq!(leftovers("e2ekit-t-sweep"), (1, 1));
+    const TEST: &str = "environment::leftovers_of_an_earlier_run_with_the_same_name_are_removed";
+    if std::env::var("E2EKIT_CHILD_EARLIER_RUN").is_ok() {
+        // The earlier run: starts a runnable and exits without any cleanup (no close, no
+        // drop; process::exit runs no destructors), as a killed test would.
+        let env = Environment::builder()
+            .name("e2ekit-t-sweep")
+            .build()
+            .await?;
+        let image = busybox(&env).await?;
+        env.runnable("old").init(sleeper(&image))?.start().await?;
+        std::process::exit(0);
+    }
+    let (_, text) = common::run_child(TEST, &[("E2EKIT_CHILD_EARLIER_RUN", "1")]);
+    assert_eq!(
+        leftovers("e2ekit-t-sweep"),
+        (1, 1),
+        "the earlier run left:\n{text}"
+    );
     let env = Environment::builder()
         .name("e2ekit-t-sweep")
         .build()
@@ -214,6 +221,12 @@ async fn leftovers_of_an_earlier_run_with_the_same_name_are_removed() -> Result<
         leftovers("e2ekit-t-sweep"),
         (0, 1),
         "the old container is gone, a new network exists"
+    );
+    // The same name, open in this process, is reported rather than swept.
+    let again = Environment::builder().name("e2ekit-t-sweep").build().await;
+    assert!(
+        matches!(again, Err(Error::EnvironmentInUse { .. })),
+        "{again:?}"
     );
     env.close().await;
     assert_eq!(leftovers("e2ekit-t-sweep"), (0, 0));
@@ -388,6 +401,8 @@ async fn close_removes_files_containers_wrote_as_root() -> Result<()> {
         );
         assert!(text.contains("scenario ran as uid 65534"), "{text}");
         assert_eq!(leftovers("e2ekit-t-root-files"), (0, 0));
+        // nobody's private e2ekit directory is empty now; leave the machine as it was.
+        let _ = std::fs::remove_dir(std::env::temp_dir().join("e2ekit-65534"));
         return Ok(());
     }
     let env = Environment::builder()
