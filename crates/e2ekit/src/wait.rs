@@ -36,7 +36,8 @@ impl Default for WaitPolicy {
 }
 
 impl WaitPolicy {
-    /// Gives up after `timeout`, with the default polling intervals.
+    /// Gives up after `timeout`, with the default polling intervals. Any duration works:
+    /// one too large for the clock (`Duration::MAX`) means "wait for ever".
     pub fn timeout(timeout: Duration) -> Self {
         Self {
             timeout,
@@ -65,8 +66,14 @@ impl WaitPolicy {
 
     pub(crate) fn intervals(&self) -> impl Iterator<Item = Duration> {
         let max = self.max_interval;
+        // Saturating arithmetic: any interval up to `Duration::MAX` is a valid policy
+        // (`mul_f64` and `+` would panic on the way there).
         std::iter::successors(Some(self.min_interval), move |d| {
-            Some((d.mul_f64(1.5) + Duration::from_micros(100)).min(max))
+            Some(
+                d.saturating_add(*d / 2)
+                    .saturating_add(Duration::from_micros(100))
+                    .min(max),
+            )
         })
     }
 }
@@ -98,10 +105,7 @@ impl Poll {
         let started = Instant::now();
         Self {
             started,
-            // A deadline past what Instant can represent means "wait for ever".
-            deadline: started
-                .checked_add(policy.timeout)
-                .unwrap_or_else(|| started + Duration::from_secs(100 * 365 * 24 * 3600)),
+            deadline: deadline_after(started, policy.timeout),
             max_interval: policy.max_interval,
             intervals: Box::new(policy.intervals()),
             attempts: 0,
@@ -145,6 +149,24 @@ impl Poll {
     }
 }
 
+/// `start + timeout`, or, when `Instant` cannot represent that, the latest instant it can
+/// within a century: a deadline that far away means "wait for ever", never a panic.
+fn deadline_after(start: Instant, timeout: Duration) -> Instant {
+    if let Some(deadline) = start.checked_add(timeout) {
+        return deadline;
+    }
+    let mut far = timeout.min(FOREVER);
+    loop {
+        if let Some(deadline) = start.checked_add(far) {
+            return deadline;
+        }
+        far /= 2;
+    }
+}
+
+/// What "for ever" is when a deadline cannot be represented.
+const FOREVER: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 impl std::fmt::Debug for Poll {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Poll")
@@ -177,6 +199,46 @@ mod tests {
         std::thread::sleep(Duration::from_millis(25));
         assert_eq!(poll.next_pause(), None);
         assert_eq!(poll.attempts(), 1);
+    }
+
+    #[test]
+    fn any_policy_polls_without_panicking() {
+        let extremes = [Duration::ZERO, Duration::from_nanos(1), Duration::MAX];
+        for timeout in extremes {
+            for min in extremes {
+                for max in extremes {
+                    let policy = WaitPolicy::timeout(timeout)
+                        .min_interval(min)
+                        .max_interval(max);
+                    // Enough steps for a 1.5x growth from 1 ns to overflow any Duration.
+                    let steps: Vec<_> = policy.intervals().take(300).collect();
+                    assert!(steps.windows(2).all(|w| w[1] >= w[0]), "{policy:?}");
+                    assert!(
+                        steps.iter().all(|d| *d <= policy.max_interval),
+                        "{policy:?}"
+                    );
+                    let mut poll = Poll::new(policy);
+                    for _ in 0..300 {
+                        poll.attempt();
+                        if let Some(pause) = poll.next_pause() {
+                            assert!(pause <= poll.deadline.duration_since(poll.started));
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn intervals_reach_a_huge_maximum_and_stay_there() {
+        let policy = WaitPolicy::timeout(Duration::MAX).max_interval(Duration::MAX);
+        let last = policy.intervals().nth(500).expect("endless");
+        assert_eq!(last, Duration::MAX);
+        let policy = WaitPolicy::timeout(Duration::MAX).min_interval(Duration::MAX);
+        assert_eq!(
+            policy.intervals().take(3).collect::<Vec<_>>(),
+            [Duration::MAX; 3]
+        );
     }
 
     #[test]

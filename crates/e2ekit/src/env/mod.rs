@@ -35,6 +35,7 @@ use crate::engine::{Backend, Engine};
 use crate::error::{Error, Result};
 use crate::host::fs::{lock, open_permissions};
 use crate::host::{labels, naming};
+use crate::spec::start::check_cpus;
 use crate::spec::Mount;
 
 pub use image::{cargo_bin, containerize, Containerized};
@@ -218,13 +219,16 @@ impl EnvironmentBuilder {
         self
     }
 
-    /// Adds a bind mount (`host:container[:ro]`) to every runnable.
+    /// Adds a bind mount (`host:container[:ro]`) to every runnable. Both paths must be
+    /// absolute and the host path must exist; [`EnvironmentBuilder::build`] checks before it
+    /// contacts the engine.
     pub fn volume(mut self, spec: impl Into<String>) -> Self {
         self.volumes.push(spec.into());
         self
     }
 
-    /// CPU limit for every runnable, in cores. Wins over the `E2E_DOCKER_CPUS` variable.
+    /// CPU limit for every runnable, in cores (finite, at least 1e-9). Wins over the
+    /// `E2E_DOCKER_CPUS` variable.
     pub fn cpus(mut self, cpus: f64) -> Self {
         self.cpus = Some(cpus);
         self
@@ -244,18 +248,14 @@ impl EnvironmentBuilder {
         let volumes = self
             .volumes
             .iter()
-            .map(|v| Mount::parse(v).map_err(Error::InvalidArgument))
+            .map(|v| runnable::bind_mount(v).map_err(Error::InvalidArgument))
             .collect::<Result<Vec<_>>>()?;
         let cpus = match self.cpus {
             Some(c) => Some(c),
             None => cpus_from_env()?,
         };
         if let Some(c) = cpus {
-            if !(c > 0.0 && c.is_finite()) {
-                return Err(Error::InvalidArgument(format!(
-                    "CPU limit must be a positive number of cores, got {c}"
-                )));
-            }
+            check_cpus(c).map_err(Error::InvalidArgument)?;
         }
         let backend: Arc<dyn Backend> = self.engine.connect().await?;
         Self::build_on(backend, name, explicit, volumes, cpus, self.verbose).await

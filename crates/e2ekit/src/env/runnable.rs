@@ -91,7 +91,10 @@ impl RunnableBuilder {
     }
 
     /// Names the container ports the runnable listens on (`[("http", 8080)]`). Each is
-    /// published on 127.0.0.1 at a free host port.
+    /// published on 127.0.0.1 at a free host port. Ports are 1-65535 (0 is refused when the
+    /// runnable is defined). Giving a name again replaces its port; two names may share one
+    /// container port (an alias, e.g. `http` and `metrics` served by one listener), and both
+    /// resolve to the same addresses.
     pub fn with_ports<I, S>(mut self, ports: I) -> Self
     where
         I: IntoIterator<Item = (S, u16)>,
@@ -106,7 +109,9 @@ impl RunnableBuilder {
     }
 
     /// Registers the name and returns a runnable that can be linked to before it is defined.
+    /// A port 0 is refused first, so a refused definition takes no name and makes no directory.
     pub fn future(self) -> Result<FutureRunnable> {
+        check_ports(&self.name, &self.ports)?;
         self.core.register(&self.name)?;
         let dir = runnable_dir(&self.core.shared_dir, &self.name);
         std::fs::create_dir_all(&dir).map_err(|e| {
@@ -124,9 +129,13 @@ impl RunnableBuilder {
         })
     }
 
-    /// Registers the name and defines the runnable in one step.
+    /// Registers the name and defines the runnable in one step. The options are checked
+    /// (see [`FutureRunnable::init`]) before the name is registered, so a refused definition
+    /// leaves nothing behind and the name stays free.
     pub fn init(self, options: StartOptions) -> Result<Runnable> {
-        self.future()?.init(options)
+        check_ports(&self.name, &self.ports)?;
+        let mounts = check_options(&self.name, &self.ports, &options)?;
+        self.future()?.define(options, mounts)
     }
 }
 
@@ -155,22 +164,20 @@ impl FutureRunnable {
         internal_endpoint(&self.core, &self.name, &self.ports, port)
     }
 
-    /// Gives the start options; checks that the readiness probe uses declared ports and that
-    /// volumes are `/host:/container[:ro]` with absolute paths.
+    /// Gives the start options, checked before anything reaches the engine: the image
+    /// reference's syntax; CPU (finite, at least 1e-9 cores) and memory (positive) limits;
+    /// environment variable names (non-empty, no `=` or NUL); the readiness probe (declared
+    /// ports, HTTP paths starting with `/`, a non-empty status range, a command to run); and
+    /// volumes (`/host:/container[:ro]`, absolute paths, the host path existing). A refused
+    /// definition is an [`Error::InvalidArgument`] (or [`Error::UnknownPort`]) naming the
+    /// runnable; the future is consumed and its name stays registered.
     pub fn init(self, options: StartOptions) -> Result<Runnable> {
-        if let Some(probe) = &options.readiness {
-            for port in probe.port_names() {
-                port_of(&self.name, &self.ports, port)?;
-            }
-        }
-        let mounts = options
-            .volumes
-            .iter()
-            .map(|v| {
-                Mount::parse(v)
-                    .map_err(|e| Error::InvalidArgument(format!("runnable {:?}: {e}", self.name)))
-            })
-            .collect::<Result<Vec<_>>>()?;
+        let mounts = check_options(&self.name, &self.ports, &options)?;
+        self.define(options, mounts)
+    }
+
+    /// The runnable, from options already checked by [`check_options`].
+    fn define(self, options: StartOptions, mounts: Vec<Mount>) -> Result<Runnable> {
         Ok(Runnable {
             inner: Arc::new(RunnableInner {
                 container_name: container_name(&self.core.name, &self.name),
@@ -186,6 +193,53 @@ impl FutureRunnable {
                 op: tokio::sync::Mutex::new(()),
             }),
         })
+    }
+}
+
+/// Refuses port 0: engines either reject it or publish something nobody listens on.
+fn check_ports(runnable: &str, ports: &[(String, u16)]) -> Result<()> {
+    match ports.iter().find(|(_, p)| *p == 0) {
+        Some((name, _)) => Err(Error::InvalidArgument(format!(
+            "runnable {runnable:?}: port {name:?} is 0; container ports are 1-65535 (the host port it is published at is picked by the engine)"
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Checks start options at definition time (see [`FutureRunnable::init`]); returns the
+/// parsed volumes.
+fn check_options(
+    runnable: &str,
+    ports: &[(String, u16)],
+    options: &StartOptions,
+) -> Result<Vec<Mount>> {
+    let invalid =
+        |problem: String| Error::InvalidArgument(format!("runnable {runnable:?}: {problem}"));
+    options.check_definition().map_err(invalid)?;
+    if let Some(probe) = &options.readiness {
+        for port in probe.port_names() {
+            port_of(runnable, ports, port)?;
+        }
+    }
+    options
+        .volumes
+        .iter()
+        .map(|v| bind_mount(v).map_err(invalid))
+        .collect()
+}
+
+/// Parses a bind mount (`/host:/container[:ro]`) and checks that its host path exists: an
+/// engine would create a missing one as an empty root-owned directory (even where a file was
+/// meant) and leave it behind. A path that cannot be looked at from here (permissions) is left
+/// to the engine.
+pub(crate) fn bind_mount(spec: &str) -> std::result::Result<Mount, String> {
+    let mount = Mount::parse(spec)?;
+    match mount.host.try_exists() {
+        Ok(false) => Err(format!(
+            "volume {spec:?}: the host path {} does not exist; create it first (the engine would create it as an empty directory owned by root and leave it behind)",
+            mount.host.display()
+        )),
+        Ok(true) | Err(_) => Ok(mount),
     }
 }
 

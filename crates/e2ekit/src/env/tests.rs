@@ -1622,7 +1622,8 @@ async fn the_container_spec_carries_the_start_options() {
                 .command(Command::new("/bin/app").args(["--listen", ":8080"]))
                 .env("RUST_LOG", "debug")
                 .user("1000:1000")
-                .volume("/srv/data:/data")
+                // A bind mount's host path must exist.
+                .volume(format!("{}:/data", env.shared_dir().display()))
                 .privileged(true)
                 .capability("NET_ADMIN")
                 .memory_bytes(64 << 20),
@@ -1672,7 +1673,7 @@ async fn the_container_spec_carries_the_start_options() {
         [
             Mount::same_path(env.shared_dir()),
             env_volume,
-            Mount::parse("/srv/data:/data").expect("mount"),
+            Mount::parse(&format!("{}:/data", env.shared_dir().display())).expect("mount"),
         ]
     );
 
@@ -1867,4 +1868,378 @@ async fn a_failed_removal_at_close_still_removes_the_shared_dir() {
         .expect("rebuilt");
     assert!(fake.containers().is_empty(), "{:?}", fake.containers());
     again.close().await;
+}
+
+// ---------------------------------------------------------------------------------------
+// Bad input: refused when the runnable is defined, naming it, before any engine call
+// ---------------------------------------------------------------------------------------
+
+/// The error of defining runnable `name` with `opts` in one step (`RunnableBuilder::init`),
+/// checked to be an [`Error::InvalidArgument`] naming the runnable and to have cost no
+/// engine call, no registered name and no directory; returns its message.
+fn refused_at_init(
+    fake: &FakeEngine,
+    env: &Environment,
+    name: &str,
+    ports: &[(&str, u16)],
+    opts: StartOptions,
+) -> String {
+    let calls = fake.calls();
+    let err = env
+        .runnable(name)
+        .with_ports(ports.iter().copied())
+        .init(opts)
+        .expect_err(&format!("runnable {name:?} must be refused"));
+    let Error::InvalidArgument(message) = &err else {
+        panic!("runnable {name:?}: expected InvalidArgument, got {err}");
+    };
+    assert!(message.contains(&format!("runnable {name:?}")), "{message}");
+    assert_eq!(fake.calls(), calls, "{name}: no engine call");
+    assert!(
+        !super::core::runnable_dir(env.shared_dir(), name).exists(),
+        "{name}: no directory"
+    );
+    // The name was not taken: a good definition of it still works.
+    env.runnable(name)
+        .init(StartOptions::new("img:1"))
+        .unwrap_or_else(|e| panic!("{name} is still free: {e}"));
+    message.clone()
+}
+
+#[tokio::test]
+async fn a_huge_wait_policy_means_wait_for_ever_and_panics_nowhere() {
+    let fake = FakeEngine::new();
+    let server = HttpServer::start(503, "not yet").await;
+    fake.script("web:1", Script::new().serve(8080, server.addr));
+    let env = fake_env(&fake, "fk-forever").await;
+    // An interval that large is pushed past only by the printed line.
+    let forever = WaitPolicy::timeout(Duration::MAX).min_interval(Duration::MAX);
+    let logger = define(
+        &env,
+        "logger",
+        StartOptions::new("web:1")
+            .readiness(LogProbe::contains("up"))
+            .wait_policy(forever),
+    );
+    let web = define(
+        &env,
+        "web",
+        StartOptions::new("web:1")
+            .readiness(HttpProbe::new("http", "/ready"))
+            .wait_policy(WaitPolicy::timeout(Duration::MAX).max_interval(Duration::MAX)),
+    );
+    logger.start().await.expect("started");
+    web.start().await.expect("started");
+    let waiters =
+        [logger.clone(), web.clone()].map(|r| tokio::spawn(async move { r.wait_ready().await }));
+    eventually("a few probe attempts", || server.paths().len() >= 3).await;
+    fake.print(logger.container_name(), "up");
+    server.set(200, "ok");
+    for waiter in waiters {
+        tokio::time::timeout(Duration::from_secs(30), waiter)
+            .await
+            .expect("a hang guard")
+            .expect("the wait must not panic")
+            .expect("ready");
+    }
+    env.close().await;
+}
+
+#[tokio::test]
+async fn port_zero_is_refused_and_two_names_may_share_a_container_port() {
+    let fake = FakeEngine::new();
+    fake.add_image("img:1");
+    let env = fake_env(&fake, "fk-port-zero").await;
+    let calls = fake.calls();
+    let err = env
+        .runnable("zero")
+        .with_ports([("http", 8080), ("admin", 0)])
+        .future()
+        .expect_err("port 0");
+    assert!(
+        matches!(&err, Error::InvalidArgument(m)
+            if m.contains("runnable \"zero\"") && m.contains("\"admin\"") && m.contains("1-65535")),
+        "{err}"
+    );
+    let message = refused_at_init(
+        &fake,
+        &env,
+        "zero-init",
+        &[("http", 0)],
+        StartOptions::new("img:1"),
+    );
+    assert!(message.contains("1-65535"), "{message}");
+    assert_eq!(fake.calls(), calls, "no engine call");
+    env.runnable("zero")
+        .with_ports([("http", 8080)])
+        .future()
+        .expect("the name is still free");
+
+    // An alias: one listener known under two names; both resolve to the same address.
+    let app = env
+        .runnable("alias")
+        .with_ports([("http", 9090), ("metrics", 9090)])
+        .init(StartOptions::new("img:1"))
+        .expect("aliases are allowed");
+    assert_eq!(
+        app.internal_endpoint("http").expect("http"),
+        app.internal_endpoint("metrics").expect("metrics")
+    );
+    env.close().await;
+}
+
+#[tokio::test]
+async fn cpu_and_memory_limits_must_be_positive_and_finite() {
+    let fake = FakeEngine::new();
+    fake.add_image("img:1");
+    let env = fake_env(&fake, "fk-limits").await;
+    for (i, cpus) in [0.0, -1.0, f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 1e-12]
+        .into_iter()
+        .enumerate()
+    {
+        let message = refused_at_init(
+            &fake,
+            &env,
+            &format!("cpu{i}"),
+            &[],
+            StartOptions::new("img:1").cpus(cpus),
+        );
+        assert!(message.contains("CPU"), "{cpus}: {message}");
+    }
+    for (i, bytes) in [0, -1, i64::MIN].into_iter().enumerate() {
+        let message = refused_at_init(
+            &fake,
+            &env,
+            &format!("mem{i}"),
+            &[],
+            StartOptions::new("img:1").memory_bytes(bytes),
+        );
+        assert!(message.contains("memory"), "{bytes}: {message}");
+    }
+    let ok = env
+        .runnable("ok")
+        .init(StartOptions::new("img:1").cpus(0.01).memory_bytes(6 << 20))
+        .expect("small but real limits");
+    ok.start().await.expect("started");
+    let spec = fake.spec_of(ok.container_name()).expect("spec");
+    assert_eq!(spec.nano_cpus, Some(10_000_000));
+    assert_eq!(spec.memory_bytes, Some(6 << 20));
+    env.close().await;
+
+    // The environment's limit, likewise, before any engine is contacted.
+    for cpus in [f64::NAN, 1e-12, -0.5] {
+        let err = Environment::builder()
+            .docker_host("unix:///nonexistent/e2ekit.sock")
+            .name("fk-ok")
+            .cpus(cpus)
+            .build()
+            .await
+            .expect_err("cpus");
+        assert!(
+            matches!(&err, Error::InvalidArgument(m) if m.contains("CPU")),
+            "{cpus}: {err}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn environment_variable_names_must_be_non_empty_without_equals_or_nul() {
+    let fake = FakeEngine::new();
+    fake.add_image("img:1");
+    let env = fake_env(&fake, "fk-env-keys").await;
+    for (i, (key, value)) in [("A=B", "c"), ("", "x"), ("A\0B", "x"), ("A", "x\0y")]
+        .into_iter()
+        .enumerate()
+    {
+        let message = refused_at_init(
+            &fake,
+            &env,
+            &format!("env{i}"),
+            &[],
+            StartOptions::new("img:1").env("OK", "1").env(key, value),
+        );
+        assert!(
+            message.contains("environment variable"),
+            "{key:?}: {message}"
+        );
+        assert!(!message.contains("\"OK\""), "names the bad one: {message}");
+    }
+    let ok = env
+        .runnable("ok")
+        .init(
+            StartOptions::new("img:1")
+                .env("A", "B=c")
+                .env("lower.dot-dash", ""),
+        )
+        .expect("= in a value, odd characters in a name are fine");
+    ok.start().await.expect("started");
+    let spec = fake.spec_of(ok.container_name()).expect("spec");
+    assert_eq!(
+        spec.env,
+        [
+            ("A".to_string(), "B=c".to_string()),
+            ("lower.dot-dash".to_string(), String::new())
+        ]
+    );
+    env.close().await;
+}
+
+#[tokio::test]
+async fn a_bind_mount_of_a_missing_host_path_is_refused_before_the_engine_creates_it() {
+    let missing = std::env::temp_dir().join(unique_name("e2ekit-missing-mount"));
+    assert!(!missing.exists());
+    let fake = FakeEngine::new();
+    fake.add_image("img:1");
+    let env = fake_env(&fake, "fk-missing-mount").await;
+    let spec = format!("{}/data:/data:ro", missing.display());
+    let message = refused_at_init(
+        &fake,
+        &env,
+        "app",
+        &[],
+        StartOptions::new("img:1").volume(spec.as_str()),
+    );
+    assert!(
+        message.contains(&missing.join("data").display().to_string())
+            && message.contains("does not exist"),
+        "{message}"
+    );
+    env.close().await;
+
+    // The environment's volumes, likewise, before any engine is contacted.
+    let err = Environment::builder()
+        .docker_host("unix:///nonexistent/e2ekit.sock")
+        .name("fk-ok")
+        .volume(spec.as_str())
+        .build()
+        .await
+        .expect_err("missing host path");
+    assert!(
+        matches!(&err, Error::InvalidArgument(m) if m.contains("does not exist")),
+        "{err}"
+    );
+    assert!(!missing.exists(), "nothing created it");
+}
+
+#[tokio::test]
+async fn probes_that_can_never_pass_are_refused_at_init() {
+    let fake = FakeEngine::new();
+    fake.add_image("img:1");
+    let env = fake_env(&fake, "fk-bad-probes").await;
+    let http = [("http", 8080)];
+    let message = refused_at_init(
+        &fake,
+        &env,
+        "no-slash",
+        &http,
+        StartOptions::new("img:1").readiness(HttpProbe::new("http", "ready")),
+    );
+    assert!(
+        message.contains("\"ready\"") && message.contains("\"/\""),
+        "{message}"
+    );
+    let message = refused_at_init(
+        &fake,
+        &env,
+        "nested",
+        &http,
+        StartOptions::new("img:1").readiness(AllProbe::new([
+            TcpProbe::new("http").into(),
+            HttpProbe::new("http", "").into(),
+        ])),
+    );
+    assert!(message.contains("path"), "{message}");
+    #[allow(clippy::reversed_empty_ranges)]
+    let empty = 299..=200;
+    let message = refused_at_init(
+        &fake,
+        &env,
+        "no-status",
+        &http,
+        StartOptions::new("img:1").readiness(HttpProbe::new("http", "/").status(empty)),
+    );
+    assert!(message.contains("299..=200"), "{message}");
+    let message = refused_at_init(
+        &fake,
+        &env,
+        "no-program",
+        &http,
+        StartOptions::new("img:1").readiness(CmdProbe::new(Command::new(""))),
+    );
+    assert!(message.contains("command"), "{message}");
+    env.runnable("fine")
+        .with_ports(http)
+        .init(
+            StartOptions::new("img:1")
+                .readiness(HttpProbe::new("http", "/ready?deep=1").status(200..=200)),
+        )
+        .expect("a path from the root");
+    env.close().await;
+}
+
+#[tokio::test]
+async fn an_invalid_image_reference_is_refused_at_init_naming_the_runnable() {
+    let fake = FakeEngine::new();
+    fake.add_image("img:1");
+    let env = fake_env(&fake, "fk-bad-image").await;
+    let long_tag = format!("img:{}", "t".repeat(129));
+    let long_name = format!("{}:1", "a".repeat(256));
+    for (i, bad) in [
+        "",
+        "   ",
+        "img :1",
+        " img:1",
+        "img:1\n",
+        "Img:1",
+        "e2ekit/Demo-App:latest",
+        "img:",
+        "img:bad tag",
+        "img:.dot",
+        "img@sha256:xyz",
+        "img@sha256",
+        "a//b",
+        "/a",
+        "a/",
+        "-a",
+        "a/-b",
+        "a/b-",
+        "a...b",
+        "a/b!c",
+        "héllo",
+        "localhost:port/a",
+        "a:b:c",
+        long_tag.as_str(),
+        long_name.as_str(),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let message = refused_at_init(&fake, &env, &format!("img{i}"), &[], StartOptions::new(bad));
+        assert!(
+            message.contains(&format!("{bad:?}")) && message.contains("image reference"),
+            "{bad:?}: {message}"
+        );
+    }
+    let digest = format!("sha256:{}", "0123456789abcdef".repeat(4));
+    for (i, good) in [
+        "img:1".to_string(),
+        "busybox".to_string(),
+        "e2ekit/demo-app:latest".to_string(),
+        "quay.io/prometheus/prometheus:v2.53.0".to_string(),
+        "localhost:5000/a/b:Tag_1.0-rc".to_string(),
+        "Registry.Example.com/team/app".to_string(),
+        "a_b__c-d.e---f/g".to_string(),
+        format!("img@{digest}"),
+        format!("img:1@{digest}"),
+        "[::1]:5000/app:1".to_string(),
+        digest.clone(),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        env.runnable(format!("good{i}"))
+            .init(StartOptions::new(good.as_str()))
+            .unwrap_or_else(|e| panic!("{good:?}: {e}"));
+    }
+    env.close().await;
 }

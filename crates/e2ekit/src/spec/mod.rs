@@ -17,6 +17,7 @@ pub(crate) mod flags;
 pub(crate) mod image;
 pub(crate) mod mount;
 pub(crate) mod probe;
+pub(crate) mod reference;
 pub(crate) mod start;
 
 pub use command::Command;

@@ -209,6 +209,36 @@ impl Probe {
         }
     }
 
+    /// Why this probe could never pass, if it could not (checked when the runnable is
+    /// defined, so a typo fails there instead of burning the whole readiness deadline).
+    pub(crate) fn check_definition(&self) -> Result<(), String> {
+        match self {
+            Probe::Http(p) => {
+                if !p.path.starts_with('/') {
+                    return Err(format!(
+                        "the HTTP probe path {:?} on port {:?} must start with \"/\" (e.g. \"/ready\")",
+                        p.path, p.port
+                    ));
+                }
+                if p.status.is_empty() {
+                    return Err(format!(
+                        "the HTTP probe on port {:?} accepts no status: the range {}..={} is empty; give low..=high (e.g. 200..=299)",
+                        p.port,
+                        p.status.start(),
+                        p.status.end()
+                    ));
+                }
+                Ok(())
+            }
+            Probe::Cmd(p) if p.command.program.is_empty() => Err(
+                "the command probe's command has an empty program; give the program to run (e.g. Command::sh(\"test -f /tmp/ready\"))"
+                    .to_string(),
+            ),
+            Probe::All(all) => all.probes.iter().try_for_each(Probe::check_definition),
+            Probe::Tcp(_) | Probe::Cmd(_) | Probe::Log(_) => Ok(()),
+        }
+    }
+
     /// Smallest sensible pause between attempts: exec round trips are costly for the engine.
     pub(crate) fn min_interval(&self) -> Duration {
         match self {
@@ -240,6 +270,40 @@ mod tests {
             .log_probes()
             .iter()
             .all(|c| !c.seen.load(Ordering::Relaxed)));
+    }
+
+    #[test]
+    fn probes_that_can_never_pass_say_why() {
+        #[allow(clippy::reversed_empty_ranges)]
+        let empty = 204..=200;
+        for (probe, why) in [
+            (
+                Probe::from(HttpProbe::new("http", "ready")),
+                "must start with \"/\"",
+            ),
+            (HttpProbe::new("http", "").into(), "must start with"),
+            (
+                HttpProbe::new("http", "/").status(empty).into(),
+                "204..=200 is empty",
+            ),
+            (CmdProbe::new(Command::new("")).into(), "empty program"),
+            (
+                AllProbe::new([TcpProbe::new("a").into(), HttpProbe::new("b", "x").into()]).into(),
+                "\"x\" on port \"b\"",
+            ),
+        ] {
+            let err = probe.check_definition().expect_err(why);
+            assert!(err.contains(why), "{err}");
+        }
+        for fine in [
+            Probe::from(HttpProbe::new("http", "/ready?x=1").status(200..=200)),
+            TcpProbe::new("t").into(),
+            LogProbe::contains("").into(),
+            CmdProbe::new(Command::sh("true")).into(),
+            AllProbe::new([]).into(),
+        ] {
+            assert_eq!(fine.check_definition(), Ok(()), "{fine:?}");
+        }
     }
 
     #[test]

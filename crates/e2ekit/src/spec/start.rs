@@ -17,6 +17,7 @@
 
 use super::command::Command;
 use super::probe::Probe;
+use super::reference::check_image_reference;
 use crate::wait::WaitPolicy;
 
 /// How to start a runnable's container.
@@ -78,7 +79,8 @@ impl StartOptions {
         self
     }
 
-    /// Adds an environment variable.
+    /// Adds an environment variable. The name must be non-empty and hold neither `=` nor
+    /// NUL (the value may hold `=`); a bad one is refused when the runnable is defined.
     pub fn env(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.env.push((key.into(), value.into()));
         self
@@ -110,7 +112,9 @@ impl StartOptions {
         self
     }
 
-    /// Adds a bind mount `host:container[:ro]`.
+    /// Adds a bind mount `host:container[:ro]`. Both paths must be absolute and the host path
+    /// must exist when the runnable is defined (an engine would create a missing one as an
+    /// empty root-owned directory and leave it behind).
     pub fn volume(mut self, spec: impl Into<String>) -> Self {
         self.volumes.push(spec.into());
         self
@@ -134,16 +138,63 @@ impl StartOptions {
         self
     }
 
-    /// Memory limit in bytes.
+    /// Memory limit in bytes; must be positive (checked when the runnable is defined).
     pub fn memory_bytes(mut self, bytes: i64) -> Self {
         self.memory_bytes = Some(bytes);
         self
     }
 
-    /// CPU limit in cores (overrides the environment's limit).
+    /// CPU limit in cores (overrides the environment's limit); must be finite and at least
+    /// one billionth of a core (checked when the runnable is defined).
     pub fn cpus(mut self, cpus: f64) -> Self {
         self.cpus = Some(cpus);
         self
+    }
+
+    /// What is wrong with these options whatever the engine, if anything: the image
+    /// reference's syntax, the limits, environment variable names and the readiness probe.
+    /// (Volumes are parsed and their host paths checked by the environment.)
+    pub(crate) fn check_definition(&self) -> Result<(), String> {
+        check_image_reference(&self.image)?;
+        if let Some(cpus) = self.cpus {
+            check_cpus(cpus)?;
+        }
+        if let Some(bytes) = self.memory_bytes {
+            if bytes <= 0 {
+                return Err(format!(
+                    "the memory limit must be a positive number of bytes (e.g. 256 << 20 for 256 MiB), got {bytes}"
+                ));
+            }
+        }
+        // Values are left out of messages: they may be secrets.
+        for (key, value) in &self.env {
+            if key.is_empty() || key.contains(['=', '\0']) {
+                return Err(format!(
+                    "environment variable name {key:?} is not valid: a name must be non-empty and hold neither '=' nor NUL (a value may hold '=')"
+                ));
+            }
+            if value.contains('\0') {
+                return Err(format!(
+                    "the value of environment variable {key:?} holds a NUL character, which no process environment can carry"
+                ));
+            }
+        }
+        if let Some(probe) = &self.readiness {
+            probe.check_definition()?;
+        }
+        Ok(())
+    }
+}
+
+/// Whether `cores` is a usable CPU limit: finite and at least one billionth of a core (the
+/// engine counts nano-CPUs; less would round to zero, which means no limit at all).
+pub(crate) fn check_cpus(cores: f64) -> Result<(), String> {
+    if cores.is_finite() && cores * 1e9 >= 1.0 {
+        Ok(())
+    } else {
+        Err(format!(
+            "CPU limit must be a positive number of cores, finite and at least 0.000000001 (less rounds to no limit at all), e.g. 0.5 or 2; got {cores}"
+        ))
     }
 }
 

@@ -173,3 +173,64 @@ fn docker_host_pointing_nowhere_fails_fast() {
         "{out}"
     );
 }
+
+/// A bind mount of a host path that does not exist: Docker would create it (as root, a
+/// directory even where a file was meant) and leave it behind. It is refused when the
+/// environment or the runnable is defined, and nothing is created on the host or the engine.
+#[tokio::test]
+async fn a_missing_bind_mount_host_path_is_refused_and_never_created() -> Result<()> {
+    let missing = std::env::temp_dir().join(format!("e2ekit-missing-{}", std::process::id()));
+    assert!(!missing.exists());
+    let volume = format!("{}/config.yml:/etc/app/config.yml:ro", missing.display());
+
+    let err = Environment::builder()
+        .name("e2ekit-t-missingvol-env")
+        .volume(volume.as_str())
+        .build()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidArgument(m) if m.contains("does not exist")),
+        "{err}"
+    );
+    assert_eq!(
+        leftovers("e2ekit-t-missingvol-env"),
+        (0, 0),
+        "no network either"
+    );
+
+    let env = Environment::builder()
+        .name("e2ekit-t-missingvol")
+        .build()
+        .await?;
+    let image = busybox(&env).await?;
+    let err = env
+        .runnable("reader")
+        .init(
+            StartOptions::new(image.clone())
+                .command(Command::new("cat").arg("/etc/app/config.yml"))
+                .volume(volume.as_str()),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(&err, Error::InvalidArgument(m)
+            if m.contains("\"reader\"") && m.contains("does not exist")
+                && m.contains(&missing.join("config.yml").display().to_string())),
+        "{err}"
+    );
+    // The definition can be corrected under the same name once the file exists.
+    std::fs::create_dir_all(&missing).expect("create the config dir");
+    std::fs::write(missing.join("config.yml"), "hello: world\n").expect("write the config");
+    let reader = env.runnable("reader").init(
+        StartOptions::new(image)
+            .command(Command::new("cat").arg("/etc/app/config.yml"))
+            .volume(volume.as_str()),
+    );
+    std::fs::remove_dir_all(&missing).expect("remove the config dir");
+    reader?;
+    assert_eq!(leftovers(env.name()).0, 0, "no container was created");
+    env.close().await;
+    assert_eq!(leftovers(env.name()), (0, 0));
+    assert!(!missing.exists(), "the engine created nothing on the host");
+    Ok(())
+}
