@@ -60,14 +60,18 @@ fn cadvisor_options(image: &str) -> StartOptions {
         .privileged(true)
         .command(Command::new("--docker_only=true").arg("--housekeeping_interval=1s"))
         .readiness(HttpProbe::new("http", "/healthz"));
-    for volume in [
-        "/:/rootfs:ro",
-        "/var/run:/var/run:ro",
-        "/sys:/sys:ro",
-        "/var/lib/docker/:/var/lib/docker:ro",
-        "/dev/disk/:/dev/disk:ro",
+    for (host, volume) in [
+        ("/", "/:/rootfs:ro"),
+        ("/var/run", "/var/run:/var/run:ro"),
+        ("/sys", "/sys:/sys:ro"),
+        ("/var/lib/docker/", "/var/lib/docker/:/var/lib/docker:ro"),
+        ("/dev/disk/", "/dev/disk/:/dev/disk:ro"),
     ] {
-        opts = opts.volume(volume);
+        // Machines without some of these (a container has no /dev/disk) still run cAdvisor;
+        // a bind mount of a missing host path is refused rather than created by the engine.
+        if std::path::Path::new(host).exists() {
+            opts = opts.volume(volume);
+        }
     }
     opts
 }
