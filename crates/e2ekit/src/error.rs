@@ -23,8 +23,58 @@ use std::time::Duration;
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// The last lines a container printed, shown in errors.
+///
+/// Bounded, so a flood of output cannot make an error huge: e2ekit keeps at most 1 KiB of
+/// each line (a longer one ends in `… (N bytes cut)`) and 8 KiB in all (older lines go
+/// first; the first line then says how many).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct LogTail(pub Vec<String>);
+
+impl LogTail {
+    /// Most bytes of one line kept.
+    pub(crate) const LINE_BYTES: usize = 1024;
+    /// Most bytes of all lines kept.
+    pub(crate) const TOTAL_BYTES: usize = 8 * 1024;
+
+    /// The newest of `lines` within both bounds. Each line comes with how many of its bytes
+    /// were already left out (by a reader that kept only its start); a line longer than
+    /// [`Self::LINE_BYTES`] is cut here too.
+    pub(crate) fn bounded(lines: impl IntoIterator<Item = (String, usize)>) -> Self {
+        let lines: Vec<String> = lines
+            .into_iter()
+            .map(|(mut text, mut cut)| {
+                if text.len() > Self::LINE_BYTES {
+                    let mut keep = Self::LINE_BYTES;
+                    while !text.is_char_boundary(keep) {
+                        keep -= 1;
+                    }
+                    cut += text.len() - keep;
+                    text.truncate(keep);
+                }
+                if cut > 0 {
+                    text.push_str(&format!("… ({cut} bytes cut)"));
+                }
+                text
+            })
+            .collect();
+        let mut total = 0;
+        let kept = lines
+            .iter()
+            .rev()
+            .take_while(|line| {
+                total += line.len();
+                total <= Self::TOTAL_BYTES
+            })
+            .count();
+        let dropped = lines.len() - kept;
+        let mut tail = Vec::with_capacity(kept + 1);
+        if dropped > 0 {
+            tail.push(format!("… ({dropped} earlier line(s) cut)"));
+        }
+        tail.extend(lines.into_iter().skip(dropped));
+        Self(tail)
+    }
+}
 
 impl fmt::Display for LogTail {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -139,16 +189,22 @@ pub enum Error {
     },
 
     /// The container exited while e2ekit waited for it to start or become ready.
-    #[error("runnable {runnable:?} exited with code {exit_code} while {during}{logs}")]
+    #[error("runnable {runnable:?} exited with code {exit_code}{} while {during}{logs}", oom_note(*.exit_code, *.oom_killed, *.memory_limit))]
     ContainerExited {
         /// Runnable name.
         runnable: String,
-        /// The container's exit code (137 means killed, often out of memory).
+        /// The container's exit code (137 means killed; `oom_killed` says whether for its
+        /// memory).
         exit_code: i64,
         /// What e2ekit was doing ("starting", "waiting for readiness").
         during: String,
         /// The last lines the container printed.
         logs: LogTail,
+        /// The kernel killed it (or, with a code other than 137, a process in it) for
+        /// running out of memory; the engine says so.
+        oom_killed: bool,
+        /// The container's memory limit in bytes, if it had one.
+        memory_limit: Option<i64>,
     },
 
     /// The readiness probe did not pass before the wait policy gave up.
@@ -288,6 +344,24 @@ pub enum Error {
         /// The service's last output lines (they name the offending line).
         logs: LogTail,
     },
+}
+
+/// `, killed: out of memory (memory limit N bytes),` when the kernel killed the container
+/// (137: its main process) or a process in it for the container's memory.
+fn oom_note(exit_code: i64, oom_killed: bool, memory_limit: Option<i64>) -> String {
+    if !oom_killed {
+        return String::new();
+    }
+    let limit = match memory_limit {
+        Some(limit) => format!("memory limit {limit} bytes"),
+        None => "no memory limit: the host ran out".to_string(),
+    };
+    let who = if exit_code == 137 {
+        ""
+    } else {
+        " a process in it was"
+    };
+    format!(",{who} killed: out of memory ({limit}),")
 }
 
 impl Error {

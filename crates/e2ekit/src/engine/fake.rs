@@ -12,6 +12,7 @@
 //! let env = env::tests::fake_env(&fake, "t").await; // an Environment on the fake engine
 //! app.start().await?;
 //! fake.exit(app.container_name(), 3);              // the container crashes
+//! fake.oom_kill(app.container_name());             // or goes over its memory limit
 //! app.start().await?;                              // and is replaced
 //! assert_eq!(fake.calls_of(app.container_name()), ["create_and_start", "remove", "create_and_start"]);
 //! ```
@@ -29,8 +30,8 @@ use futures_util::StreamExt;
 use tokio::sync::{mpsc, watch, Notify};
 
 use super::{
-    Backend, ContainerSpec, ExecOutput, ExecRequest, ImageConfig, Labelled, Leftovers, LogLine,
-    LogStream, NetworkInfo, StartedContainer, UsageStream,
+    Backend, ContainerSpec, ExecOutput, ExecRequest, ExitStatus, ImageConfig, Labelled, Leftovers,
+    LogLine, LogStream, NetworkInfo, StartedContainer, UsageStream,
 };
 use crate::error::{Error, Result};
 use crate::host::fs::lock;
@@ -44,8 +45,8 @@ pub(crate) type ExecAnswer = Arc<dyn Fn(&ExecRequest) -> ExecOutput + Send + Syn
 pub(crate) struct Script {
     /// Lines printed at start.
     pub logs: Vec<String>,
-    /// Exit at once with this code (the engine sees it exited by the time it inspects).
-    pub exit_at_start: Option<i64>,
+    /// Exit at once like this (the engine sees it exited by the time it inspects).
+    pub exit_at_start: Option<ExitStatus>,
     /// Exit with this code after this long.
     pub exit_after: Option<(Duration, i64)>,
     /// Container port → the address the test process reaches it at.
@@ -76,7 +77,13 @@ impl Script {
     }
 
     pub(crate) fn exit_at_start(mut self, code: i64) -> Self {
-        self.exit_at_start = Some(code);
+        self.exit_at_start = Some(ExitStatus::code(code));
+        self
+    }
+
+    /// Killed by the kernel for going over its memory limit as soon as it starts.
+    pub(crate) fn oom_killed_at_start(mut self) -> Self {
+        self.exit_at_start = Some(OOM_KILLED);
         self
     }
 
@@ -99,10 +106,16 @@ impl Script {
     }
 }
 
+/// How a container the kernel killed for its memory ends.
+const OOM_KILLED: ExitStatus = ExitStatus {
+    code: 137,
+    oom_killed: true,
+};
+
 struct FakeContainer {
     name: String,
     spec: ContainerSpec,
-    exit: watch::Sender<Option<i64>>,
+    exit: watch::Sender<Option<ExitStatus>>,
     paused: bool,
     connected: bool,
     logs: Vec<LogLine>,
@@ -119,15 +132,16 @@ impl FakeContainer {
         let line = LogLine {
             stderr: false,
             text: text.to_string(),
+            cut: 0,
         };
         self.followers.retain(|f| f.send(Ok(line.clone())).is_ok());
         self.logs.push(line);
     }
 
-    fn stop_with(&mut self, code: i64) {
+    fn stop_with(&mut self, status: ExitStatus) {
         if self.running() {
             // send_replace: the value must stick even before anyone subscribed.
-            self.exit.send_replace(Some(code));
+            self.exit.send_replace(Some(status));
         }
         // The log stream ends when the container stops.
         self.followers.clear();
@@ -212,9 +226,19 @@ impl FakeEngine {
 
     /// Ends the container named `name` with `code`, as a crash would.
     pub(crate) fn exit(&self, name: &str, code: i64) {
+        self.end(name, ExitStatus::code(code));
+    }
+
+    /// Ends the container named `name` as the kernel does when it goes over its memory
+    /// limit: killed (137), and the engine knows why.
+    pub(crate) fn oom_kill(&self, name: &str) {
+        self.end(name, OOM_KILLED);
+    }
+
+    fn end(&self, name: &str, status: ExitStatus) {
         let mut s = lock(&self.state);
         if let Some(c) = s.containers.values_mut().find(|c| c.name == name) {
-            c.stop_with(code);
+            c.stop_with(status);
         }
     }
 
@@ -505,7 +529,7 @@ impl Backend for FakeEngine {
             let id = id.clone();
             tokio::spawn(async move {
                 tokio::time::sleep(after).await;
-                let _ = engine.with_container(&id, |c| c.stop_with(code));
+                let _ = engine.with_container(&id, |c| c.stop_with(ExitStatus::code(code)));
             });
         }
         Ok(StartedContainer {
@@ -536,26 +560,28 @@ impl Backend for FakeEngine {
         })
     }
 
-    async fn wait_exit(&self, id: &str) -> Result<i64> {
+    async fn wait_exit(&self, id: &str) -> Result<ExitStatus> {
         let mut exit = self.with_container(id, |c| c.exit.subscribe())?;
-        let code = match exit.wait_for(Option::is_some).await {
-            Ok(code) => code.unwrap_or(-1),
+        let status = match exit.wait_for(Option::is_some).await {
+            Ok(status) => status.unwrap_or(ExitStatus::code(-1)),
             // The container was removed while running.
-            Err(_) => -1,
+            Err(_) => ExitStatus::code(-1),
         };
-        Ok(code)
+        Ok(status)
     }
 
     async fn stop(&self, id: &str, _grace: Duration) -> Result<()> {
         self.call("stop", &self.name_of(id))?;
         self.gate("stop").await;
-        self.with_container(id, |c| c.stop_with(0)).or(Ok(()))
+        self.with_container(id, |c| c.stop_with(ExitStatus::code(0)))
+            .or(Ok(()))
     }
 
     async fn kill(&self, id: &str) -> Result<()> {
         self.call("kill", &self.name_of(id))?;
         self.gate("kill").await;
-        self.with_container(id, |c| c.stop_with(137)).or(Ok(()))
+        self.with_container(id, |c| c.stop_with(ExitStatus::code(137)))
+            .or(Ok(()))
     }
 
     async fn remove(&self, id: &str) -> Result<()> {
@@ -568,7 +594,7 @@ impl Backend for FakeEngine {
             .find(|(k, c)| k.as_str() == id || c.name == id)
             .map(|(k, _)| k.clone());
         if let Some(mut c) = key.and_then(|k| s.containers.remove(&k)) {
-            c.stop_with(137);
+            c.stop_with(ExitStatus::code(137));
         }
         Ok(())
     }
@@ -617,10 +643,24 @@ impl Backend for FakeEngine {
         self.with_container(id, |_| ())
     }
 
-    async fn log_tail(&self, id: &str, lines: usize) -> Vec<String> {
+    async fn log_tail(&self, id: &str, lines: usize, max_line: usize) -> Vec<LogLine> {
         self.with_container(id, |c| {
             let skip = c.logs.len().saturating_sub(lines);
-            c.logs[skip..].iter().map(|l| l.text.clone()).collect()
+            c.logs[skip..]
+                .iter()
+                .map(|l| {
+                    // As an engine does: the first `max_line` bytes, on a character boundary.
+                    let mut keep = l.text.len().min(max_line);
+                    while !l.text.is_char_boundary(keep) {
+                        keep -= 1;
+                    }
+                    LogLine {
+                        stderr: l.stderr,
+                        text: l.text[..keep].to_string(),
+                        cut: l.text.len() - keep,
+                    }
+                })
+                .collect()
         })
         .unwrap_or_default()
     }

@@ -8,7 +8,8 @@
 //! environment.
 //!
 //! Everything Docker-specific lives in [`docker`]; [`fake`] is an in-memory engine for unit
-//! tests of the layers above. Users pick an engine with the public [`Engine`] value:
+//! tests of the layers above; [`lines`] turns output chunks into lines for any backend.
+//! Users pick an engine with the public [`Engine`] value:
 //!
 //! ```no_run
 //! use e2ekit::prelude::*;
@@ -30,6 +31,7 @@ pub(crate) mod docker;
 #[cfg(test)]
 pub(crate) mod fake;
 mod host_image;
+mod lines;
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -43,6 +45,7 @@ use futures_util::Stream;
 use crate::error::Result;
 pub(crate) use crate::spec::{ImageConfig, Mount};
 pub(crate) use host_image::build_host_image;
+pub(crate) use lines::{LineSplitter, LogLine};
 
 /// Which container engine an environment runs on.
 ///
@@ -89,13 +92,6 @@ impl Engine {
             }
         }
     }
-}
-
-/// A line of container output.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct LogLine {
-    pub stderr: bool,
-    pub text: String,
 }
 
 /// Stream of container output lines; ends when the container stops.
@@ -145,7 +141,28 @@ pub(crate) struct StartedContainer {
     /// Container port → the address the test process reaches it at.
     pub published: BTreeMap<u16, SocketAddr>,
     /// Set when the container already exited by the time it was inspected.
-    pub exited: Option<i64>,
+    pub exited: Option<ExitStatus>,
+}
+
+/// How a container ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ExitStatus {
+    /// The main process's exit code (137: killed with SIGKILL; -1: unknown, e.g. the
+    /// container was removed before it could be asked).
+    pub code: i64,
+    /// The kernel's OOM killer killed a process of the container (with `code` 137: its main
+    /// process): the container went over its memory limit, or the host ran out of memory.
+    pub oom_killed: bool,
+}
+
+impl ExitStatus {
+    /// An exit with `code` that was not an out-of-memory kill.
+    pub(crate) fn code(code: i64) -> Self {
+        Self {
+            code,
+            oom_killed: false,
+        }
+    }
 }
 
 /// What a command run with [`crate::Runnable::exec`] printed and how it exited.
@@ -254,8 +271,8 @@ pub(crate) trait Backend: Send + Sync + std::fmt::Debug {
         network: Option<&str>,
         for_whom: &str,
     ) -> Result<StartedContainer>;
-    /// Resolves with the exit code once the container is not running.
-    async fn wait_exit(&self, id: &str) -> Result<i64>;
+    /// Resolves with how the container ended once it is not running.
+    async fn wait_exit(&self, id: &str) -> Result<ExitStatus>;
     async fn stop(&self, id: &str, grace: Duration) -> Result<()>;
     async fn kill(&self, id: &str) -> Result<()>;
     async fn remove(&self, id: &str) -> Result<()>;
@@ -268,6 +285,9 @@ pub(crate) trait Backend: Send + Sync + std::fmt::Debug {
     fn usage(&self, id: &str) -> UsageStream;
     /// Sends a signal (e.g. `HUP`) to the container's main process.
     async fn signal(&self, id: &str, signal: &str) -> Result<()>;
-    async fn log_tail(&self, id: &str, lines: usize) -> Vec<String>;
+    /// The last `lines` lines of the container's output (stdout and stderr as the engine
+    /// interleaved them). At most `max_line` bytes of each line are kept, and held while
+    /// reading: [`LogLine::cut`] counts the rest. Empty when the output cannot be read.
+    async fn log_tail(&self, id: &str, lines: usize, max_line: usize) -> Vec<LogLine>;
     async fn exec(&self, id: &str, for_whom: &str, request: &ExecRequest) -> Result<ExecOutput>;
 }

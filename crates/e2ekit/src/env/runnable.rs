@@ -34,7 +34,7 @@ use tokio::sync::{watch, Notify};
 
 use super::core::{container_name, runnable_dir, EnvCore};
 use super::ready::{PortTarget, ProbeTarget};
-use crate::engine::{Backend, ContainerSpec, ExecOutput, ExecRequest, Mount};
+use crate::engine::{Backend, ContainerSpec, ExecOutput, ExecRequest, ExitStatus, Mount};
 use crate::error::{Error, LogTail, Result};
 use crate::host::fs::{lock, open_permissions};
 use crate::spec::{Command, LogProbe, Probe, StartOptions};
@@ -275,7 +275,7 @@ struct Running {
     id: String,
     direct_ip: Option<IpAddr>,
     published: BTreeMap<u16, SocketAddr>,
-    exit: watch::Receiver<Option<i64>>,
+    exit: watch::Receiver<Option<ExitStatus>>,
     probe: Option<Probe>,
     log_lines: Arc<Notify>,
     /// A stop or kill of this container is under way: its exit is expected, not a crash.
@@ -431,9 +431,19 @@ impl Runnable {
     /// The container's last output lines (empty when there is no container).
     pub(crate) async fn log_tail(&self) -> LogTail {
         match self.container_id() {
-            Some(id) => LogTail(self.backend().log_tail(&id, LOG_TAIL_LINES).await),
+            Some(id) => self.tail_of(&id).await,
             None => LogTail::default(),
         }
+    }
+
+    /// The last output lines of container `id`, bounded for an error: the engine keeps only
+    /// the start of each line while reading, [`LogTail::bounded`] the newest lines.
+    async fn tail_of(&self, id: &str) -> LogTail {
+        let lines = self
+            .backend()
+            .log_tail(id, LOG_TAIL_LINES, LogTail::LINE_BYTES)
+            .await;
+        LogTail::bounded(lines.into_iter().map(|l| (l.text, l.cut)))
     }
 
     pub(crate) fn http(&self) -> &reqwest::Client {
@@ -531,8 +541,8 @@ impl Runnable {
             let id = started.id.clone();
             let weak = Arc::downgrade(&self.inner);
             tokio::spawn(async move {
-                let code = backend.wait_exit(&id).await.unwrap_or(-1);
-                let _ = exit_tx.send(Some(code));
+                let status = backend.wait_exit(&id).await.unwrap_or(ExitStatus::code(-1));
+                let _ = exit_tx.send(Some(status));
                 // Stops and kills notify listeners themselves; only an exit nobody asked for
                 // (a crash) is news here.
                 let Some(inner) = weak.upgrade() else { return };
@@ -553,8 +563,8 @@ impl Runnable {
             log_lines,
             halting: false,
         });
-        if let Some(code) = started.exited {
-            return Err(self.exited(&started.id, code, "starting").await);
+        if let Some(status) = started.exited {
+            return Err(self.exited(&started.id, status, "starting").await);
         }
         let mut how = format!("{name} (container {})", self.inner.container_name);
         for (port_name, port) in &self.inner.ports {
@@ -567,12 +577,14 @@ impl Runnable {
         Ok(())
     }
 
-    async fn exited(&self, id: &str, exit_code: i64, during: &str) -> Error {
+    async fn exited(&self, id: &str, status: ExitStatus, during: &str) -> Error {
         Error::ContainerExited {
             runnable: self.inner.name.clone(),
-            exit_code,
+            exit_code: status.code,
             during: during.to_string(),
-            logs: LogTail(self.backend().log_tail(id, LOG_TAIL_LINES).await),
+            logs: self.tail_of(id).await,
+            oom_killed: status.oom_killed,
+            memory_limit: self.inner.options.memory_bytes,
         }
     }
 
@@ -587,8 +599,8 @@ impl Runnable {
     pub async fn wait_ready(&self) -> Result<()> {
         let mut snap = self.snapshot("wait for readiness of")?;
         let exit_now = *snap.exit.borrow();
-        if let Some(code) = exit_now {
-            return Err(self.exited(&snap.id, code, "waiting for readiness").await);
+        if let Some(status) = exit_now {
+            return Err(self.exited(&snap.id, status, "waiting for readiness").await);
         }
         let Some(probe) = snap.probe.clone() else {
             return Ok(());
@@ -634,8 +646,8 @@ impl Runnable {
                 }
                 Err(e) => e,
             };
-            if let Some(code) = self.exit_code_of(&snap) {
-                return Err(self.exited(&snap.id, code, "waiting for readiness").await);
+            if let Some(status) = self.exit_status_of(&snap) {
+                return Err(self.exited(&snap.id, status, "waiting for readiness").await);
             }
             let Some(pause) = poll.next_pause() else {
                 return Err(Error::NotReady {
@@ -643,7 +655,7 @@ impl Runnable {
                     after: poll.elapsed(),
                     attempts: poll.attempts(),
                     last_error,
-                    logs: LogTail(self.backend().log_tail(&snap.id, LOG_TAIL_LINES).await),
+                    logs: self.tail_of(&snap.id).await,
                 });
             };
             tokio::select! {
@@ -654,14 +666,14 @@ impl Runnable {
         }
     }
 
-    /// The exit code if the snapshot's container exited or was stopped behind our back.
-    fn exit_code_of(&self, snap: &Running) -> Option<i64> {
-        if let Some(code) = *snap.exit.borrow() {
-            return Some(code);
+    /// How the snapshot's container ended, if it exited or was stopped behind our back.
+    fn exit_status_of(&self, snap: &Running) -> Option<ExitStatus> {
+        if let Some(status) = *snap.exit.borrow() {
+            return Some(status);
         }
         // Stopped or replaced by another call while we waited.
         let current = lock(&self.inner.state).as_ref().map(|r| r.id.clone());
-        (current.as_deref() != Some(snap.id.as_str())).then_some(-1)
+        (current.as_deref() != Some(snap.id.as_str())).then_some(ExitStatus::code(-1))
     }
 
     /// Stops gracefully (SIGTERM, then SIGKILL after 30 s) and removes the container.

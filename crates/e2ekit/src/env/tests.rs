@@ -2243,3 +2243,226 @@ async fn an_invalid_image_reference_is_refused_at_init_naming_the_runnable() {
     }
     env.close().await;
 }
+
+// ---------------------------------------------------------------------------------------
+// Floods: huge lines in error tails
+// ---------------------------------------------------------------------------------------
+
+/// The number in the first `(N bytes cut)` of `text`, if any.
+fn bytes_cut(text: &str) -> Option<usize> {
+    let end = text.find(" bytes cut)")?;
+    let start = text[..end].rfind('(')? + 1;
+    text[start..end].parse().ok()
+}
+
+#[tokio::test]
+async fn a_huge_output_line_is_cut_in_the_error_and_says_how_much() {
+    let fake = FakeEngine::new();
+    let huge = "x".repeat(5_000_000);
+    fake.script(
+        "flood:1",
+        Script::new()
+            .log("starting")
+            .log(&huge)
+            .log("giving up")
+            .exit_at_start(3),
+    );
+    let env = fake_env(&fake, "fk-flood-line").await;
+    let app = define(&env, "flood", StartOptions::new("flood:1"));
+    let err = app.start().await.expect_err("exits during start");
+    let report = err.report();
+    assert!(
+        report.len() < 4096,
+        "the error is {} bytes long",
+        report.len()
+    );
+    let tail = err.log_tail().expect("a tail");
+    assert_eq!(tail.len(), 3, "{report}");
+    assert_eq!(
+        (tail[0].as_str(), tail[2].as_str()),
+        ("starting", "giving up")
+    );
+    assert!(tail[1].starts_with(&"x".repeat(1024)), "{report}");
+    let kept = tail[1].len() - tail[1].trim_start_matches('x').len();
+    assert_eq!(kept, 1024, "{report}");
+    assert_eq!(bytes_cut(&tail[1]), Some(5_000_000 - 1024), "{report}");
+    env.close().await;
+}
+
+#[tokio::test]
+async fn many_long_lines_keep_the_whole_tail_bounded() {
+    let fake = FakeEngine::new();
+    let mut script = Script::new();
+    for i in 0..50 {
+        script = script.log(&format!("{i:02} {}", "y".repeat(100_000)));
+    }
+    fake.script("flood:2", script.exit_at_start(1));
+    let env = fake_env(&fake, "fk-flood-tail").await;
+    let app = define(&env, "flood", StartOptions::new("flood:2"));
+    let err = app.start().await.expect_err("exits during start");
+    let report = err.report();
+    assert!(
+        report.len() <= 9 * 1024,
+        "the error is {} bytes long",
+        report.len()
+    );
+    let tail = err.log_tail().expect("a tail");
+    // The newest line is kept; older ones go first when the total is over its bound.
+    assert!(
+        tail.last().is_some_and(|l| l.starts_with("49 y")),
+        "{report}"
+    );
+    assert!(tail.iter().all(|l| l.len() < 1100), "{report}");
+    env.close().await;
+}
+
+#[test]
+fn a_log_tail_keeps_the_newest_lines_within_its_total_and_says_what_it_left_out() {
+    use crate::error::LogTail;
+    let lines = (0..30).map(|i| (format!("{i:02} {}", "z".repeat(2000)), 0));
+    let tail = LogTail::bounded(lines);
+    let total: usize = tail.0.iter().map(String::len).sum();
+    assert!(total <= LogTail::TOTAL_BYTES + 64, "{total} bytes kept");
+    let kept = tail.0.len() - 1;
+    assert_eq!(tail.0[0], format!("… ({} earlier line(s) cut)", 30 - kept));
+    assert!(tail.0[1..]
+        .iter()
+        .zip(30 - kept..)
+        .all(|(l, i)| l.starts_with(&format!("{i:02} z"))
+            && l.ends_with(&format!("… ({} bytes cut)", 2003 - 1024))));
+    // A line cut by the engine says how much the engine left out, plus any cut here.
+    let tail = LogTail::bounded([("€".repeat(400), 10), ("short".to_string(), 0)]);
+    assert_eq!(
+        tail.0,
+        [
+            format!("{}… ({} bytes cut)", "€".repeat(341), 10 + 1200 - 1023),
+            "short".to_string()
+        ]
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Floods: out-of-memory kills
+// ---------------------------------------------------------------------------------------
+
+#[tokio::test]
+async fn an_out_of_memory_kill_at_start_is_named_with_the_memory_limit() {
+    let fake = FakeEngine::new();
+    fake.script(
+        "hog:1",
+        Script::new().log("allocating").oom_killed_at_start(),
+    );
+    let env = fake_env(&fake, "fk-oom-start").await;
+    let app = define(
+        &env,
+        "hog",
+        StartOptions::new("hog:1").memory_bytes(8 << 20),
+    );
+    let err = app.start().await.expect_err("killed during start");
+    assert!(
+        matches!(
+            &err,
+            Error::ContainerExited { exit_code: 137, oom_killed: true, memory_limit: Some(limit), .. }
+                if *limit == 8 << 20
+        ),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "runnable \"hog\" exited with code 137, killed: out of memory (memory limit 8388608 bytes), \
+         while starting\n  last 1 line(s) of its output:\n  | allocating"
+    );
+    env.close().await;
+}
+
+#[tokio::test]
+async fn an_out_of_memory_kill_during_readiness_is_named() {
+    let fake = FakeEngine::new();
+    fake.add_image("hog:2");
+    let env = fake_env(&fake, "fk-oom-ready").await;
+    // No memory limit: the host ran out.
+    let app = define(
+        &env,
+        "hog",
+        StartOptions::new("hog:2")
+            .readiness(LogProbe::contains("never printed"))
+            .wait_policy(WaitPolicy::timeout(Duration::from_secs(60))),
+    );
+    app.start().await.expect("started");
+    let waiter = tokio::spawn({
+        let app = app.clone();
+        async move { app.wait_ready().await }
+    });
+    fake.oom_kill(app.container_name());
+    let err = waiter.await.expect("task").expect_err("killed");
+    assert_eq!(err.exit_code(), Some(137));
+    assert!(
+        err.to_string()
+            .contains("killed: out of memory (no memory limit: the host ran out)"),
+        "{err}"
+    );
+    // Asked again, the runnable still knows why.
+    let again = app.wait_ready().await.expect_err("still dead");
+    assert!(
+        again.to_string().contains("killed: out of memory"),
+        "{again}"
+    );
+    env.close().await;
+}
+
+#[tokio::test]
+async fn a_plain_kill_is_not_called_out_of_memory() {
+    let fake = FakeEngine::new();
+    fake.add_image("victim:1");
+    let env = fake_env(&fake, "fk-oom-not").await;
+    let app = define(
+        &env,
+        "victim",
+        StartOptions::new("victim:1")
+            .memory_bytes(8 << 20)
+            .readiness(LogProbe::contains("never printed")),
+    );
+    app.start().await.expect("started");
+    fake.exit(app.container_name(), 137);
+    let err = app.wait_ready().await.expect_err("killed");
+    assert!(
+        matches!(
+            err,
+            Error::ContainerExited {
+                exit_code: 137,
+                oom_killed: false,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(!err.to_string().contains("out of memory"), "{err}");
+    env.close().await;
+}
+
+#[tokio::test]
+async fn an_out_of_memory_kill_of_a_child_process_says_so() {
+    let fake = FakeEngine::new();
+    fake.script(
+        "sh:1",
+        Script {
+            exit_at_start: Some(crate::engine::ExitStatus {
+                code: 2,
+                oom_killed: true,
+            }),
+            ..Script::new()
+        },
+    );
+    let env = fake_env(&fake, "fk-oom-child").await;
+    let app = define(&env, "sh", StartOptions::new("sh:1").memory_bytes(1 << 30));
+    let err = app.start().await.expect_err("exits during start");
+    assert_eq!(err.exit_code(), Some(2));
+    assert!(
+        err.to_string().starts_with(
+            "runnable \"sh\" exited with code 2, a process in it was killed: out of memory \
+             (memory limit 1073741824 bytes), while starting"
+        ),
+        "{err}"
+    );
+    env.close().await;
+}

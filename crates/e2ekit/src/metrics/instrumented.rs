@@ -138,8 +138,12 @@ impl Instrumented {
         self.fetch(FETCH_TIMEOUT).await
     }
 
-    /// The exposition text, giving up after `limit`.
+    /// The exposition text, giving up after `limit`. Reads at most 64 MiB: a larger page is
+    /// refused (and not read further) rather than held in memory.
     async fn fetch(&self, limit: Duration) -> Result<String> {
+        /// Most bytes one read of a metrics page takes. Real pages are kilobytes to a few
+        /// megabytes; a runaway exporter must not take the test process's memory with it.
+        const MAX_BYTES: usize = 64 << 20;
         let url = self.metrics_url()?;
         let fail = |reason: &str, source: Option<reqwest::Error>| Error::MetricsFetch {
             runnable: self.runnable.name().to_string(),
@@ -147,7 +151,16 @@ impl Instrumented {
             reason: reason.to_string(),
             source: source.map(|e| e.into()),
         };
-        let response = self
+        let too_big = |what: String| {
+            fail(
+                &format!(
+                    "{what}, over the {} MiB e2ekit reads of a metrics page",
+                    MAX_BYTES >> 20
+                ),
+                None,
+            )
+        };
+        let mut response = self
             .runnable
             .http()
             .get(&url)
@@ -156,14 +169,29 @@ impl Instrumented {
             .await
             .map_err(|e| fail("the request failed", Some(e)))?;
         let status = response.status();
-        let body = response
-            .text()
-            .await
-            .map_err(|e| fail("reading the answer failed", Some(e)))?;
         if !status.is_success() {
             return Err(fail(&format!("it answered {status}"), None));
         }
-        Ok(body)
+        let declared = response.content_length();
+        if let Some(n) = declared.filter(|n| *n > MAX_BYTES as u64) {
+            return Err(too_big(format!("it announced {n} bytes")));
+        }
+        // Streamed, so reading stops at the limit whatever the server sends.
+        let mut body = Vec::with_capacity(declared.map_or(0, |n| n as usize));
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| fail("reading the answer failed", Some(e)))?
+        {
+            if body.len() + chunk.len() > MAX_BYTES {
+                return Err(too_big(format!("it sent more than {MAX_BYTES} bytes")));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(match String::from_utf8(body) {
+            Ok(text) => text,
+            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+        })
     }
 
     /// The sum of each named metric's matching series (see [`MetricsOptions`]).

@@ -589,3 +589,144 @@ async fn composite_wait_removed_metric_waits_for_every_instance() {
     assert_eq!(wait_failure(err).expected, "removed");
     env.close().await;
 }
+
+// ---------------------------------------------------------------------------------------
+// Floods: a metrics page larger than any scrape should read
+// ---------------------------------------------------------------------------------------
+
+/// A server on 127.0.0.1 answering every request with 200 and `total` bytes of valid
+/// exposition lines (endless when `None`), written as they are produced so the server never
+/// holds the body; `Content-Length` is declared when `declare` and the total is known.
+async fn flooding_server(total: Option<usize>, declare: bool) -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("local addr");
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let length = match total.filter(|_| declare) {
+                    Some(n) => format!("Content-Length: {n}\r\n"),
+                    None => String::new(),
+                };
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4\r\n{length}Connection: close\r\n\r\n"
+                );
+                if stream.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                let chunk = "filler_total{instance=\"flood\"} 1\n".repeat(2048);
+                let mut left = total.unwrap_or(usize::MAX);
+                while left > 0 {
+                    let n = left.min(chunk.len());
+                    // The client hanging up ends the flood.
+                    if stream.write_all(&chunk.as_bytes()[..n]).await.is_err() {
+                        return;
+                    }
+                    left -= n;
+                }
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    addr
+}
+
+/// An instrumented runnable whose metrics port is served from `addr`.
+async fn instrumented_at(
+    fake: &FakeEngine,
+    env: &Environment,
+    name: &str,
+    addr: std::net::SocketAddr,
+) -> Instrumented {
+    let image = format!("{name}:flood");
+    fake.script(&image, Script::new().serve(8080, addr));
+    let runnable = env
+        .runnable(name)
+        .with_ports([("http", 8080)])
+        .init(StartOptions::new(image))
+        .expect("defined");
+    let app = Instrumented::new(runnable, "http").expect("instrumented");
+    start_and_wait_ready(&[&app]).await.expect("started");
+    app
+}
+
+/// The error of a read that should fail; the text it read otherwise (which may be huge)
+/// only by its length.
+fn refused<T: AsRef<str>>(read: Result<T>) -> Error {
+    match read {
+        Ok(text) => panic!("read {} bytes, over the limit", text.as_ref().len()),
+        Err(e) => e,
+    }
+}
+
+fn assert_over_the_limit(err: &Error) {
+    let text = err.report();
+    assert!(
+        matches!(err, Error::MetricsFetch { .. }),
+        "expected MetricsFetch, got {text}"
+    );
+    assert!(
+        text.contains("64 MiB"),
+        "the error should say the limit: {text}"
+    );
+}
+
+#[tokio::test]
+async fn a_metrics_page_over_the_limit_without_a_length_is_cut_off_with_a_clear_error() {
+    let fake = FakeEngine::new();
+    let env = fake_env(&fake, "fk-m-flood").await;
+    let addr = flooding_server(Some(80 << 20), false).await;
+    let app = instrumented_at(&fake, &env, "flood", addr).await;
+    let err = refused(app.metrics().await);
+    assert_over_the_limit(&err);
+    let err = app
+        .sum_metrics(["filler_total"], MetricsOptions::new())
+        .await
+        .expect_err("sums need the whole page");
+    assert_over_the_limit(&err);
+    assert!(err.report().contains("more than"), "{}", err.report());
+    env.close().await;
+}
+
+#[tokio::test]
+async fn a_metrics_page_declaring_a_length_over_the_limit_is_refused() {
+    let fake = FakeEngine::new();
+    let env = fake_env(&fake, "fk-m-flood-len").await;
+    let addr = flooding_server(Some(80 << 20), true).await;
+    let app = instrumented_at(&fake, &env, "flood", addr).await;
+    let err = refused(app.metrics().await);
+    assert_over_the_limit(&err);
+    assert!(
+        err.report().contains("it announced 83886080 bytes"),
+        "{}",
+        err.report()
+    );
+    env.close().await;
+}
+
+#[tokio::test]
+async fn an_endless_metrics_page_is_read_only_up_to_the_limit() {
+    let fake = FakeEngine::new();
+    let env = fake_env(&fake, "fk-m-flood-endless").await;
+    let addr = flooding_server(None, false).await;
+    let app = instrumented_at(&fake, &env, "flood", addr).await;
+    let err = refused(app.metrics().await);
+    assert_over_the_limit(&err);
+    // The limit, not the 5 s fetch timeout, ended the read.
+    assert!(
+        err.report().contains("more than 67108864 bytes"),
+        "{}",
+        err.report()
+    );
+    env.close().await;
+}

@@ -19,7 +19,7 @@ use super::calls::{
     already_done, bollard_error, engine_message, is_not_found, is_undecodable, status_code, within,
     CALL_TIMEOUT,
 };
-use super::{ContainerSpec, DockerBackend, StartedContainer};
+use super::{ContainerSpec, DockerBackend, ExitStatus, StartedContainer};
 use crate::error::{Error, Result};
 
 impl DockerBackend {
@@ -104,7 +104,10 @@ impl DockerBackend {
         let state = info.state.unwrap_or_default();
         let exited = match state.running {
             Some(true) => None,
-            _ => Some(state.exit_code.unwrap_or(-1)),
+            _ => Some(ExitStatus {
+                code: state.exit_code.unwrap_or(-1),
+                oom_killed: state.oom_killed.unwrap_or(false),
+            }),
         };
         let settings = info.network_settings.unwrap_or_default();
         // Container addresses are routable from the test process only on a local Linux
@@ -139,27 +142,41 @@ impl DockerBackend {
         })
     }
 
-    pub(super) async fn wait_exit(&self, id: &str) -> Result<i64> {
-        loop {
+    pub(super) async fn wait_exit(&self, id: &str) -> Result<ExitStatus> {
+        let code = loop {
             let opts = WaitContainerOptionsBuilder::default()
                 .condition("not-running")
                 .build();
             let mut stream = self.docker.wait_container(id, Some(opts));
             match stream.next().await {
-                Some(Ok(r)) => return Ok(r.status_code),
+                Some(Ok(r)) => break r.status_code,
                 Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => {
-                    return Ok(code)
+                    break code
                 }
                 Some(Err(bollard::errors::Error::DockerResponseServerError {
                     status_code: 404,
                     ..
-                })) => return Ok(-1),
+                })) => return Ok(ExitStatus::code(-1)),
                 // The long poll can be cut by client timeouts; ask again unless the engine is gone.
                 Some(Err(bollard::errors::Error::RequestTimeoutError)) => continue,
                 Some(Err(e)) => return Err(Error::engine(format!("waiting for {id} to exit"), e)),
                 None => continue,
             }
-        }
+        };
+        // The wait answer has only the code; whether the kernel killed something in the
+        // container for its memory is in its state. A clean exit needs no explanation, and
+        // once the container is removed (a stop or kill under way) nobody asks.
+        let oom_killed = code != 0
+            && within(
+                || format!("inspecting container {id} after its exit"),
+                CALL_TIMEOUT,
+                self.docker.inspect_container(id, None),
+            )
+            .await
+            .ok()
+            .and_then(|info| info.state?.oom_killed)
+            .unwrap_or(false);
+        Ok(ExitStatus { code, oom_killed })
     }
 
     pub(super) async fn stop(&self, id: &str, grace: Duration) -> Result<()> {

@@ -8,7 +8,7 @@ use bollard::query_parameters::LogsOptionsBuilder;
 use futures_util::{StreamExt, TryStreamExt};
 
 use super::{DockerBackend, LogStream};
-use crate::engine::LogLine;
+use crate::engine::{LineSplitter, LogLine};
 use crate::error::{Error, Result};
 
 impl DockerBackend {
@@ -20,14 +20,19 @@ impl DockerBackend {
             .build();
         let id_owned = id.to_string();
         let chunks = self.docker.logs(id, Some(opts));
-        Box::pin(split_lines(chunks.map_err(move |e| {
-            Error::engine(format!("following the output of container {id_owned}"), e)
-        })))
+        Box::pin(split_lines(
+            chunks.map_err(move |e| {
+                Error::engine(format!("following the output of container {id_owned}"), e)
+            }),
+            LineSplitter::new(),
+        ))
     }
 
-    pub(super) async fn log_tail(&self, id: &str, lines: usize) -> Vec<String> {
+    pub(super) async fn log_tail(&self, id: &str, lines: usize, max_line: usize) -> Vec<LogLine> {
         // Podman 4 garbles lines written in several pieces when it reads a log backwards for
-        // `tail=N`; there, read everything and keep the last lines instead.
+        // `tail=N`; there, read everything and keep the last lines instead. Docker counts
+        // log entries, not lines: it stores a long line as 16 KiB pieces, so the first line
+        // read may be the end of a longer one.
         let mut opts = LogsOptionsBuilder::default().stdout(true).stderr(true);
         if !self.podman {
             opts = opts.tail(&lines.to_string());
@@ -37,8 +42,9 @@ impl DockerBackend {
             self.docker
                 .logs(id, Some(opts))
                 .map_err(|e| Error::engine("reading container output", e)),
+            LineSplitter::bounded(max_line),
         )
-        .filter_map(|l| async move { l.ok().map(|l| l.text) })
+        .filter_map(|l| async move { l.ok() })
         .fold(VecDeque::new(), move |mut tail, line| async move {
             tail.push_back(line);
             if tail.len() > lines {
@@ -53,50 +59,30 @@ impl DockerBackend {
     }
 }
 
-/// Turns the engine's output chunks into whole lines, per stream.
+/// Turns the engine's output chunks into lines, per stream, with `splitter`.
 fn split_lines(
     chunks: impl futures_util::Stream<Item = Result<LogOutput>> + Send + 'static,
+    mut splitter: LineSplitter,
 ) -> impl futures_util::Stream<Item = Result<LogLine>> + Send + 'static {
-    let mut pending: [Vec<u8>; 2] = [Vec::new(), Vec::new()];
     let chunks = chunks
         .map(Some)
         .chain(futures_util::stream::once(async { None }));
     chunks.flat_map(move |chunk| {
         let mut lines = Vec::new();
+        let mut failed = None;
         match chunk {
             Some(Ok(out)) => {
                 let (stderr, bytes) = match out {
                     LogOutput::StdErr { message } => (true, message),
-                    LogOutput::StdOut { message } | LogOutput::Console { message } => {
-                        (false, message)
-                    }
-                    LogOutput::StdIn { message } => (false, message),
+                    LogOutput::StdOut { message }
+                    | LogOutput::Console { message }
+                    | LogOutput::StdIn { message } => (false, message),
                 };
-                let buf = &mut pending[usize::from(stderr)];
-                buf.extend_from_slice(&bytes);
-                while let Some(pos) = buf.iter().position(|b| *b == b'\n') {
-                    let line: Vec<u8> = buf.drain(..=pos).collect();
-                    lines.push(Ok(LogLine {
-                        stderr,
-                        text: String::from_utf8_lossy(&line[..line.len() - 1])
-                            .trim_end_matches('\r')
-                            .to_string(),
-                    }));
-                }
+                splitter.push(stderr, &bytes, &mut lines);
             }
-            Some(Err(e)) => lines.push(Err(e)),
-            None => {
-                for (i, buf) in pending.iter_mut().enumerate() {
-                    if !buf.is_empty() {
-                        lines.push(Ok(LogLine {
-                            stderr: i == 1,
-                            text: String::from_utf8_lossy(buf).to_string(),
-                        }));
-                        buf.clear();
-                    }
-                }
-            }
+            Some(Err(e)) => failed = Some(e),
+            None => splitter.finish(&mut lines),
         }
-        futures_util::stream::iter(lines)
+        futures_util::stream::iter(lines.into_iter().map(Ok).chain(failed.map(Err)))
     })
 }

@@ -30,8 +30,8 @@ use std::time::Duration;
 use bollard::Docker;
 
 use super::{
-    Backend, ContainerSpec, ExecOutput, ExecRequest, ImageConfig, Labelled, Leftovers, LogStream,
-    NetworkInfo, StartedContainer, UsageStream,
+    Backend, ContainerSpec, ExecOutput, ExecRequest, ExitStatus, ImageConfig, Labelled, Leftovers,
+    LogLine, LogStream, NetworkInfo, StartedContainer, UsageStream,
 };
 use crate::error::{Error, Result};
 use crate::host::labels;
@@ -298,7 +298,7 @@ impl Backend for DockerBackend {
         self.inspect(id, network, for_whom).await
     }
 
-    async fn wait_exit(&self, id: &str) -> Result<i64> {
+    async fn wait_exit(&self, id: &str) -> Result<ExitStatus> {
         self.wait_exit(id).await
     }
 
@@ -342,8 +342,8 @@ impl Backend for DockerBackend {
         self.signal(id, signal).await
     }
 
-    async fn log_tail(&self, id: &str, lines: usize) -> Vec<String> {
-        self.log_tail(id, lines).await
+    async fn log_tail(&self, id: &str, lines: usize, max_line: usize) -> Vec<LogLine> {
+        self.log_tail(id, lines, max_line).await
     }
 
     async fn exec(&self, id: &str, for_whom: &str, request: &ExecRequest) -> Result<ExecOutput> {
