@@ -359,9 +359,7 @@ async fn sums_of(
     fetch_limit: Duration,
 ) -> Result<Vec<f64>> {
     if instances.is_empty() {
-        return Err(Error::InvalidArgument(
-            "a composite instrumented runnable needs at least one instance".to_string(),
-        ));
+        return Err(no_instances());
     }
     let names_ref: Vec<&str> = names.iter().map(String::as_str).collect();
     let fetches = instances.iter().map(|i| i.fetch(fetch_limit));
@@ -441,10 +439,14 @@ async fn everywhere(
     match (total, missing) {
         (Some(total), _) => Ok(total),
         (None, Some(missing)) => Err(missing),
-        (None, None) => Err(Error::InvalidArgument(
-            "a composite instrumented runnable needs at least one instance".to_string(),
-        )),
+        (None, None) => Err(no_instances()),
     }
+}
+
+fn no_instances() -> Error {
+    Error::InvalidArgument(
+        "a composite instrumented runnable needs at least one instance".to_string(),
+    )
 }
 
 /// What one look at the metrics means for a wait.
