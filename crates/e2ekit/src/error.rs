@@ -188,6 +188,22 @@ pub enum Error {
         reason: String,
     },
 
+    /// The engine failed (went away, or stopped answering) while e2ekit waited on a
+    /// runnable's container; what became of the container is unknown. The engine's error is
+    /// the [`std::error::Error::source`].
+    #[error("the engine failed while {during} of runnable {runnable:?}; the container may still run{logs}")]
+    EngineLost {
+        /// Runnable name.
+        runnable: String,
+        /// What e2ekit was doing ("waiting for readiness").
+        during: String,
+        /// The last lines the container printed before the engine failed.
+        logs: LogTail,
+        /// The engine client's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
     /// The container exited while e2ekit waited for it to start or become ready.
     #[error("runnable {runnable:?} exited with code {exit_code}{} while {during}{logs}", oom_note(*.exit_code, *.oom_killed, *.memory_limit))]
     ContainerExited {
@@ -393,6 +409,7 @@ impl Error {
             | Error::NotRunning { runnable, .. }
             | Error::ImageNotFound { runnable, .. }
             | Error::ContainerExited { runnable, .. }
+            | Error::EngineLost { runnable, .. }
             | Error::NotReady { runnable, .. }
             | Error::Exec { runnable, .. }
             | Error::MetricsFetch { runnable, .. }
@@ -422,6 +439,7 @@ impl Error {
     pub fn log_tail(&self) -> Option<&[String]> {
         match self {
             Error::ContainerExited { logs, .. }
+            | Error::EngineLost { logs, .. }
             | Error::NotReady { logs, .. }
             | Error::ConfigRejected { logs, .. } => Some(&logs.0),
             _ => None,

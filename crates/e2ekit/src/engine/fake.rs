@@ -161,6 +161,8 @@ struct FakeState {
     failures: BTreeMap<String, String>,
     /// Operation → gate its next call waits on (after being recorded) until released.
     holds: BTreeMap<String, Arc<Notify>>,
+    /// Set by [`FakeEngine::die`]: every call fails with this message from then on.
+    dead: Option<String>,
     next_id: u64,
 }
 
@@ -168,6 +170,8 @@ struct FakeState {
 #[derive(Clone, Default)]
 pub(crate) struct FakeEngine {
     state: Arc<Mutex<FakeState>>,
+    /// Wakes waits in progress when the engine dies.
+    death: Arc<Notify>,
 }
 
 impl std::fmt::Debug for FakeEngine {
@@ -222,6 +226,19 @@ impl FakeEngine {
         if let Some(gate) = gate {
             gate.notified().await;
         }
+    }
+
+    /// Makes the engine go away, as a killed `dockerd` does: waits in progress fail, every
+    /// later call fails with `message`, output can no longer be read; containers keep
+    /// their state.
+    pub(crate) fn die(&self, message: &str) {
+        lock(&self.state).dead = Some(message.to_string());
+        self.death.notify_waiters();
+    }
+
+    /// Brings a dead engine back (the containers as they were).
+    pub(crate) fn revive(&self) {
+        lock(&self.state).dead = None;
     }
 
     /// Ends the container named `name` with `code`, as a crash would.
@@ -328,6 +345,12 @@ impl FakeEngine {
     fn call(&self, op: &str, subject: &str) -> Result<()> {
         let mut s = lock(&self.state);
         s.calls.push((op.to_string(), subject.to_string()));
+        if let Some(message) = &s.dead {
+            return Err(Error::engine(
+                format!("{op} {subject}"),
+                FakeError(message.clone()),
+            ));
+        }
         match s.failures.remove(op) {
             Some(message) => Err(Error::engine(format!("{op} {subject}"), FakeError(message))),
             None => Ok(()),
@@ -562,10 +585,26 @@ impl Backend for FakeEngine {
 
     async fn wait_exit(&self, id: &str) -> Result<ExitStatus> {
         let mut exit = self.with_container(id, |c| c.exit.subscribe())?;
-        let status = match exit.wait_for(Option::is_some).await {
-            Ok(status) => status.unwrap_or(ExitStatus::code(-1)),
-            // The container was removed while running.
-            Err(_) => ExitStatus::code(-1),
+        let death = self.death.notified();
+        tokio::pin!(death);
+        // Registered before looking, so a death between the look and the wait is not missed.
+        death.as_mut().enable();
+        if let Some(message) = lock(&self.state).dead.clone() {
+            return Err(Error::engine(
+                format!("waiting for {id} to exit"),
+                FakeError(message),
+            ));
+        }
+        let status = tokio::select! {
+            status = exit.wait_for(Option::is_some) => match status {
+                Ok(status) => status.unwrap_or(ExitStatus::code(-1)),
+                // The container was removed while running.
+                Err(_) => ExitStatus::code(-1),
+            },
+            _ = death => {
+                let message = lock(&self.state).dead.clone().unwrap_or_default();
+                return Err(Error::engine(format!("waiting for {id} to exit"), FakeError(message)));
+            }
         };
         Ok(status)
     }
@@ -644,6 +683,9 @@ impl Backend for FakeEngine {
     }
 
     async fn log_tail(&self, id: &str, lines: usize, max_line: usize) -> Vec<LogLine> {
+        if lock(&self.state).dead.is_some() {
+            return Vec::new();
+        }
         self.with_container(id, |c| {
             let skip = c.logs.len().saturating_sub(lines);
             c.logs[skip..]

@@ -6,6 +6,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
+use std::time::Duration;
 
 use super::runnable::{Runnable, RunnableInner};
 use super::{sweep, EnvironmentListener};
@@ -42,6 +43,12 @@ pub(crate) struct EnvCore {
     pub(crate) removed: AtomicBool,
     /// Serialises closes (an explicit one and the drop guard's, a retry after a failure).
     pub(crate) closing: tokio::sync::Mutex<()>,
+    /// Engine work that creates containers holds this shared while it runs; close takes it
+    /// exclusively, so it removes what in-flight starts created instead of racing them.
+    pub(crate) in_flight: tokio::sync::RwLock<()>,
+    /// A close stopped waiting for in-flight starts (the drop guard's short wait ran out):
+    /// those starts must undo their own work when they finish.
+    pub(crate) close_gave_up: AtomicBool,
     /// This environment's name, held open in this process until it closes.
     pub(crate) open_name: sweep::OpenName,
     pub(crate) names: Mutex<HashSet<String>>,
@@ -145,15 +152,46 @@ impl EnvCore {
         self.removed.load(Ordering::Acquire)
     }
 
-    /// Closes the environment with the given engine connection. Safe to call twice; a close
-    /// the engine interrupted is retried by the next call (or the drop guard), and once the
-    /// environment is closed, the next sweep of this process removes what is left anyway.
-    pub(crate) async fn close_with(&self, backend: &dyn Backend) {
+    /// Holds off a close while engine work that creates containers runs, or says the
+    /// environment is closed. Check [`EnvCore::undo_needed`] when the work is done.
+    pub(crate) async fn begin_work(&self) -> Result<tokio::sync::RwLockReadGuard<'_, ()>> {
+        self.ensure_open()?;
+        let guard = self.in_flight.read().await;
+        // A close that began while we queued has the write side next; do not start new work.
+        self.ensure_open()?;
+        Ok(guard)
+    }
+
+    /// Whether work that ran under [`EnvCore::begin_work`] must remove what it created
+    /// itself: the environment closed meanwhile and the close did not wait for it.
+    pub(crate) fn undo_needed(&self) -> bool {
+        self.is_closed() && self.close_gave_up.load(Ordering::Acquire)
+    }
+
+    /// Closes the environment with the given engine connection, after waiting up to
+    /// `wait_for_work` for in-flight starts (which then fail with `EnvironmentClosed`, their
+    /// containers removed here). Safe to call twice; a close the engine interrupted is retried
+    /// by the next call (or the drop guard), and once the environment is closed, the next
+    /// sweep of this process removes what is left anyway.
+    pub(crate) async fn close_with(&self, backend: &dyn Backend, wait_for_work: Duration) {
         let _closing = self.closing.lock().await;
         if self.is_removed() {
             return;
         }
-        if !self.closed.swap(true, Ordering::AcqRel) {
+        let first = !self.closed.swap(true, Ordering::AcqRel);
+        // New work is refused from here on; wait for what already runs so its containers
+        // exist (and are listed) when we remove the environment's resources.
+        let _no_work = match tokio::time::timeout(wait_for_work, self.in_flight.write()).await {
+            Ok(guard) => Some(guard),
+            Err(_) => {
+                self.close_gave_up.store(true, Ordering::Release);
+                self.trace(|| {
+                    "stopped waiting for in-flight starts; they undo their own work".into()
+                });
+                None
+            }
+        };
+        if first {
             let closers: Vec<Closer> = std::mem::take(&mut *lock(&self.closers));
             for closer in closers.into_iter().rev() {
                 closer();

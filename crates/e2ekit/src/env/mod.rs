@@ -18,6 +18,7 @@
 mod close_tests;
 pub(crate) mod core;
 pub(crate) mod image;
+mod output;
 pub(crate) mod ready;
 pub(crate) mod runnable;
 pub(crate) mod sweep;
@@ -37,6 +38,14 @@ use crate::host::fs::{lock, open_permissions};
 use crate::host::{labels, naming};
 use crate::spec::start::check_cpus;
 use crate::spec::Mount;
+
+/// How long an explicit [`Environment::close`] waits for starts in flight: longer than one
+/// engine call may take, so their containers exist when the environment is removed.
+const CLOSE_WAITS_FOR_WORK: std::time::Duration = std::time::Duration::from_secs(90);
+/// How long the drop guard waits for them. Shorter, because a start spawned on the
+/// current-thread runtime this drop blocks cannot finish until the drop returns; such starts
+/// remove their own container when they resume.
+const DROP_WAITS_FOR_WORK: std::time::Duration = std::time::Duration::from_secs(2);
 
 pub use image::{cargo_bin, containerize, Containerized};
 pub use runnable::{
@@ -91,7 +100,7 @@ impl Drop for DropGuard {
                 };
                 runtime.block_on(async {
                     match core.backend.reconnect().await {
-                        Ok(backend) => core.close_with(backend.as_ref()).await,
+                        Ok(backend) => core.close_with(backend.as_ref(), DROP_WAITS_FOR_WORK).await,
                         Err(e) => {
                             eprintln!(
                                 "e2ekit: cannot clean up environment {:?}: {}",
@@ -173,8 +182,14 @@ impl Environment {
     }
 
     /// Removes every container, the network and the shared directory. Idempotent.
+    ///
+    /// New starts fail with [`Error::EnvironmentClosed`] from the moment close begins; starts
+    /// already talking to the engine are waited for (up to 90 s) and then fail the same way,
+    /// their containers removed with the rest.
     pub async fn close(&self) {
-        self.core.close_with(self.core.backend.as_ref()).await;
+        self.core
+            .close_with(self.core.backend.as_ref(), CLOSE_WAITS_FOR_WORK)
+            .await;
     }
 
     pub(crate) fn core(&self) -> &Arc<EnvCore> {
@@ -334,6 +349,8 @@ impl EnvironmentBuilder {
             closed: AtomicBool::new(false),
             removed: AtomicBool::new(false),
             closing: tokio::sync::Mutex::new(()),
+            in_flight: tokio::sync::RwLock::new(()),
+            close_gave_up: AtomicBool::new(false),
             names: Mutex::new(HashSet::new()),
             started: Mutex::new(Vec::new()),
             reachable: Mutex::new(BTreeMap::new()),

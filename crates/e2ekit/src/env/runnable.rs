@@ -29,15 +29,15 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use futures_util::StreamExt;
 use tokio::sync::{watch, Notify};
 
 use super::core::{container_name, runnable_dir, EnvCore};
+use super::output::{spawn_log_pump, RecentLines};
 use super::ready::{PortTarget, ProbeTarget};
 use crate::engine::{Backend, ContainerSpec, ExecOutput, ExecRequest, ExitStatus, Mount};
 use crate::error::{Error, LogTail, Result};
 use crate::host::fs::{lock, open_permissions};
-use crate::spec::{Command, LogProbe, Probe, StartOptions};
+use crate::spec::{Command, Probe, StartOptions};
 use crate::wait::Poll;
 
 /// How many lines of container output errors carry.
@@ -269,15 +269,28 @@ fn internal_endpoint(
 #[derive(Default)]
 struct Markers(HashMap<TypeId, Box<dyn Any + Send + Sync>>);
 
+/// How watching a container ended.
+#[derive(Debug, Clone)]
+pub(crate) enum Ended {
+    /// It exited (or was removed behind our back: code -1).
+    Exited(ExitStatus),
+    /// The engine failed while we waited for the exit: what became of the container is
+    /// unknown.
+    EngineLost(Arc<Error>),
+}
+
 /// A started (or startable) container; cloned out of the lock by waits.
 #[derive(Clone)]
 struct Running {
     id: String,
     direct_ip: Option<IpAddr>,
     published: BTreeMap<u16, SocketAddr>,
-    exit: watch::Receiver<Option<ExitStatus>>,
+    exit: watch::Receiver<Option<Ended>>,
     probe: Option<Probe>,
     log_lines: Arc<Notify>,
+    /// The container's last lines as the log pump saw them, for errors when the engine
+    /// cannot be asked any more.
+    recent: Arc<RecentLines>,
     /// A stop or kill of this container is under way: its exit is expected, not a crash.
     halting: bool,
 }
@@ -515,11 +528,16 @@ impl Runnable {
         self.backend()
             .ensure_image(&self.inner.options.image, name)
             .await?;
+        // From here the engine creates resources: a close waits for this work to end.
+        let _work = core.begin_work().await?;
         let started = self.backend().create_and_start(&self.spec(), name).await?;
         if core.is_closed() {
-            // The environment closed while the engine created this container, so close's
-            // removal may have missed it: undo the start rather than leak it.
-            let _ = self.backend().remove(&started.id).await;
+            // The environment closed while the engine created this container. Normally the
+            // close waited and removes it with the rest; if it stopped waiting, undo the start
+            // here rather than leak it.
+            if core.undo_needed() {
+                let _ = self.backend().remove(&started.id).await;
+            }
             return Err(Error::EnvironmentClosed {
                 env: core.name.clone(),
             });
@@ -528,21 +546,26 @@ impl Runnable {
         let probe = self.inner.options.readiness.as_ref().map(Probe::fresh);
         let log_probes = probe.as_ref().map(Probe::log_probes).unwrap_or_default();
         let log_lines = Arc::new(Notify::new());
-        let (exit_tx, exit_rx) = watch::channel(started.exited);
+        let recent = Arc::new(RecentLines::new(LOG_TAIL_LINES));
+        let (exit_tx, exit_rx) = watch::channel(started.exited.map(Ended::Exited));
         spawn_log_pump(
             core.backend.clone(),
             &started.id,
             name.clone(),
             log_probes,
             log_lines.clone(),
+            recent.clone(),
         );
         if started.exited.is_none() {
             let backend = core.backend.clone();
             let id = started.id.clone();
             let weak = Arc::downgrade(&self.inner);
             tokio::spawn(async move {
-                let status = backend.wait_exit(&id).await.unwrap_or(ExitStatus::code(-1));
-                let _ = exit_tx.send(Some(status));
+                let ended = match backend.wait_exit(&id).await {
+                    Ok(status) => Ended::Exited(status),
+                    Err(e) => Ended::EngineLost(Arc::new(e)),
+                };
+                let _ = exit_tx.send(Some(ended));
                 // Stops and kills notify listeners themselves; only an exit nobody asked for
                 // (a crash) is news here.
                 let Some(inner) = weak.upgrade() else { return };
@@ -561,6 +584,7 @@ impl Runnable {
             exit: exit_rx,
             probe,
             log_lines,
+            recent,
             halting: false,
         });
         if let Some(status) = started.exited {
@@ -578,6 +602,12 @@ impl Runnable {
     }
 
     async fn exited(&self, id: &str, status: ExitStatus, during: &str) -> Error {
+        if self.inner.core.is_closed() {
+            // Not a crash: the environment closed under the wait and removed the container.
+            return Error::EnvironmentClosed {
+                env: self.inner.core.name.clone(),
+            };
+        }
         Error::ContainerExited {
             runnable: self.inner.name.clone(),
             exit_code: status.code,
@@ -585,6 +615,20 @@ impl Runnable {
             logs: self.tail_of(id).await,
             oom_killed: status.oom_killed,
             memory_limit: self.inner.options.memory_bytes,
+        }
+    }
+
+    /// The error for a watch of `snap`'s container that ended while e2ekit was `during`.
+    async fn ended(&self, snap: &Running, ended: Ended, during: &str) -> Error {
+        match ended {
+            Ended::Exited(status) => self.exited(&snap.id, status, during).await,
+            // Asking a failed engine for the output would only wait for another failure.
+            Ended::EngineLost(cause) => Error::EngineLost {
+                runnable: self.inner.name.clone(),
+                during: during.to_string(),
+                logs: snap.recent.tail(),
+                source: Box::new(cause),
+            },
         }
     }
 
@@ -598,9 +642,9 @@ impl Runnable {
     /// carry the container's last output.
     pub async fn wait_ready(&self) -> Result<()> {
         let mut snap = self.snapshot("wait for readiness of")?;
-        let exit_now = *snap.exit.borrow();
-        if let Some(status) = exit_now {
-            return Err(self.exited(&snap.id, status, "waiting for readiness").await);
+        let exit_now = snap.exit.borrow().clone();
+        if let Some(ended) = exit_now {
+            return Err(self.ended(&snap, ended, "waiting for readiness").await);
         }
         let Some(probe) = snap.probe.clone() else {
             return Ok(());
@@ -646,8 +690,8 @@ impl Runnable {
                 }
                 Err(e) => e,
             };
-            if let Some(status) = self.exit_status_of(&snap) {
-                return Err(self.exited(&snap.id, status, "waiting for readiness").await);
+            if let Some(ended) = self.ended_of(&snap) {
+                return Err(self.ended(&snap, ended, "waiting for readiness").await);
             }
             let Some(pause) = poll.next_pause() else {
                 return Err(Error::NotReady {
@@ -655,7 +699,7 @@ impl Runnable {
                     after: poll.elapsed(),
                     attempts: poll.attempts(),
                     last_error,
-                    logs: self.tail_of(&snap.id).await,
+                    logs: self.tail_or_recent(&snap).await,
                 });
             };
             tokio::select! {
@@ -666,14 +710,36 @@ impl Runnable {
         }
     }
 
-    /// How the snapshot's container ended, if it exited or was stopped behind our back.
-    fn exit_status_of(&self, snap: &Running) -> Option<ExitStatus> {
-        if let Some(status) = *snap.exit.borrow() {
-            return Some(status);
+    /// How the snapshot's container ended, if it exited, was stopped behind our back or the
+    /// engine failed.
+    fn ended_of(&self, snap: &Running) -> Option<Ended> {
+        if let Some(ended) = snap.exit.borrow().clone() {
+            return Some(ended);
         }
         // Stopped or replaced by another call while we waited.
         let current = lock(&self.inner.state).as_ref().map(|r| r.id.clone());
-        (current.as_deref() != Some(snap.id.as_str())).then_some(ExitStatus::code(-1))
+        (current.as_deref() != Some(snap.id.as_str()))
+            .then_some(Ended::Exited(ExitStatus::code(-1)))
+    }
+
+    /// The output lines the log pump kept for errors.
+    #[cfg(test)]
+    pub(crate) fn recent_output(&self) -> Vec<String> {
+        lock(&self.inner.state)
+            .as_ref()
+            .map(|r| r.recent.tail().0)
+            .unwrap_or_default()
+    }
+
+    /// The container's last output from the engine, or as the log pump saw it when the
+    /// engine does not answer.
+    async fn tail_or_recent(&self, snap: &Running) -> LogTail {
+        let tail = self.tail_of(&snap.id).await;
+        if tail.0.is_empty() {
+            snap.recent.tail()
+        } else {
+            tail
+        }
     }
 
     /// Stops gracefully (SIGTERM, then SIGKILL after 30 s) and removes the container.
@@ -830,40 +896,6 @@ impl Runnable {
         }
         Ok(())
     }
-}
-
-/// Prints the container's output with a `name: ` prefix and feeds log probes.
-fn spawn_log_pump(
-    backend: Arc<dyn Backend>,
-    id: &str,
-    name: String,
-    log_probes: Vec<LogProbe>,
-    log_lines: Arc<Notify>,
-) {
-    let mut stream = backend.follow_logs(id);
-    tokio::spawn(async move {
-        while let Some(item) = stream.next().await {
-            let line = match item {
-                Ok(line) => line,
-                Err(e) => {
-                    tracing::debug!(runnable = %name, error = %e, "log stream ended");
-                    break;
-                }
-            };
-            // print!-style output is what `cargo test` captures and shows for failing tests.
-            if line.stderr {
-                eprintln!("{name}: {}", line.text);
-            } else {
-                println!("{name}: {}", line.text);
-            }
-            if !log_probes.is_empty() {
-                for p in &log_probes {
-                    p.observe(&line.text);
-                }
-                log_lines.notify_one();
-            }
-        }
-    });
 }
 
 /// Anything that is or wraps a [`Runnable`] (instrumented runnables, catalog services).

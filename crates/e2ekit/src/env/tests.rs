@@ -410,7 +410,7 @@ async fn a_stop_during_a_slow_start_waits_for_the_start_to_finish() {
 }
 
 #[tokio::test]
-async fn closing_during_a_slow_start_leaves_no_container_behind() {
+async fn a_close_that_stopped_waiting_for_a_slow_start_leaves_the_start_to_undo_its_container() {
     let fake = FakeEngine::new();
     fake.add_image("img:1");
     let env = fake_env(&fake, "fk-close-mid-start").await;
@@ -424,10 +424,16 @@ async fn closing_during_a_slow_start_leaves_no_container_behind() {
         fake.calls_of(app.container_name()) == ["create_and_start"]
     })
     .await;
-    env.close().await;
+    // The drop guard's case: a close that cannot wait for the start (short wait here).
+    let core = env.core().clone();
+    core.close_with(core.backend.as_ref(), Duration::from_millis(20))
+        .await;
     gate.notify_one();
-    // Whatever the start returns, nothing may outlive the environment.
-    let _ = starting.await.expect("task");
+    let started = starting.await.expect("task");
+    assert!(
+        matches!(started, Err(Error::EnvironmentClosed { .. })),
+        "{started:?}"
+    );
     assert!(fake.containers().is_empty(), "{:?}", fake.containers());
     assert!(!app.is_running());
 }

@@ -7,6 +7,7 @@ mod common;
 mod crash_safety;
 mod demo;
 mod environment;
+mod faults;
 mod images;
 mod interactive;
 mod lifecycle;

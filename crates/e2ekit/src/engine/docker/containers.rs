@@ -143,26 +143,11 @@ impl DockerBackend {
     }
 
     pub(super) async fn wait_exit(&self, id: &str) -> Result<ExitStatus> {
-        let code = loop {
-            let opts = WaitContainerOptionsBuilder::default()
-                .condition("not-running")
-                .build();
-            let mut stream = self.docker.wait_container(id, Some(opts));
-            match stream.next().await {
-                Some(Ok(r)) => break r.status_code,
-                Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => {
-                    break code
-                }
-                Some(Err(bollard::errors::Error::DockerResponseServerError {
-                    status_code: 404,
-                    ..
-                })) => return Ok(ExitStatus::code(-1)),
-                // The long poll can be cut by client timeouts; ask again unless the engine is gone.
-                Some(Err(bollard::errors::Error::RequestTimeoutError)) => continue,
-                Some(Err(e)) => return Err(Error::engine(format!("waiting for {id} to exit"), e)),
-                None => continue,
-            }
-        };
+        // A container may run for days: no deadline, but a frozen or dead engine ends the wait.
+        let code = self
+            .liveness
+            .guard(|| format!("waiting for {id} to exit"), self.exit_code(id))
+            .await?;
         // The wait answer has only the code; whether the kernel killed something in the
         // container for its memory is in its state. A clean exit needs no explanation, and
         // once the container is removed (a stop or kill under way) nobody asks.
@@ -177,6 +162,31 @@ impl DockerBackend {
             .and_then(|info| info.state?.oom_killed)
             .unwrap_or(false);
         Ok(ExitStatus { code, oom_killed })
+    }
+
+    /// The exit code, once the container no longer runs (-1 when it is gone).
+    async fn exit_code(&self, id: &str) -> Result<i64> {
+        let code = loop {
+            let opts = WaitContainerOptionsBuilder::default()
+                .condition("not-running")
+                .build();
+            let mut stream = self.docker.wait_container(id, Some(opts));
+            match stream.next().await {
+                Some(Ok(r)) => break r.status_code,
+                Some(Err(bollard::errors::Error::DockerContainerWaitError { code, .. })) => {
+                    break code
+                }
+                Some(Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404,
+                    ..
+                })) => return Ok(-1),
+                // The long poll can be cut by client timeouts; ask again unless the engine is gone.
+                Some(Err(bollard::errors::Error::RequestTimeoutError)) => continue,
+                Some(Err(e)) => return Err(Error::engine(format!("waiting for {id} to exit"), e)),
+                None => continue,
+            }
+        };
+        Ok(code)
     }
 
     pub(super) async fn stop(&self, id: &str, grace: Duration) -> Result<()> {

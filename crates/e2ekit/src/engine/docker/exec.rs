@@ -37,39 +37,45 @@ impl DockerBackend {
             ),
         )
         .await?;
-        let started = within(
-            action,
-            CALL_TIMEOUT,
-            self.docker.start_exec(&created.id, None),
-        )
-        .await?;
-        let mut stdout = Vec::new();
-        let mut stderr = Vec::new();
-        if let StartExecResults::Attached {
-            mut output,
-            mut input,
-        } = started
-        {
-            if let Some(data) = stdin {
-                input
-                    .write_all(&data)
-                    .await
-                    .map_err(|e| Error::io(format!("writing stdin of {command_line:?}"), e))?;
-                input
-                    .shutdown()
-                    .await
-                    .map_err(|e| Error::io(format!("closing stdin of {command_line:?}"), e))?;
-            }
-            while let Some(chunk) = output.next().await {
-                match chunk.map_err(|e| Error::engine(action(), e))? {
-                    LogOutput::StdErr { message } => stderr.extend_from_slice(&message),
-                    LogOutput::StdOut { message } | LogOutput::Console { message } => {
-                        stdout.extend_from_slice(&message)
+        // The command may legitimately run for any time: no deadline on its output, but a
+        // frozen or dead engine ends the wait.
+        let (stdout, stderr) = self
+            .liveness
+            .guard(action, async {
+                let started = within(
+                    action,
+                    CALL_TIMEOUT,
+                    self.docker.start_exec(&created.id, None),
+                )
+                .await?;
+                let mut stdout = Vec::new();
+                let mut stderr = Vec::new();
+                if let StartExecResults::Attached {
+                    mut output,
+                    mut input,
+                } = started
+                {
+                    if let Some(data) = stdin {
+                        input.write_all(&data).await.map_err(|e| {
+                            Error::io(format!("writing stdin of {command_line:?}"), e)
+                        })?;
+                        input.shutdown().await.map_err(|e| {
+                            Error::io(format!("closing stdin of {command_line:?}"), e)
+                        })?;
                     }
-                    LogOutput::StdIn { .. } => {}
+                    while let Some(chunk) = output.next().await {
+                        match chunk.map_err(|e| Error::engine(action(), e))? {
+                            LogOutput::StdErr { message } => stderr.extend_from_slice(&message),
+                            LogOutput::StdOut { message } | LogOutput::Console { message } => {
+                                stdout.extend_from_slice(&message)
+                            }
+                            LogOutput::StdIn { .. } => {}
+                        }
+                    }
                 }
-            }
-        }
+                Ok((stdout, stderr))
+            })
+            .await?;
         let inspected = within(action, CALL_TIMEOUT, self.docker.inspect_exec(&created.id)).await?;
         Ok(ExecOutput {
             exit_code: inspected.exit_code.unwrap_or(-1),

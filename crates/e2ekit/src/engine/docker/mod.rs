@@ -16,6 +16,7 @@ mod calls;
 mod containers;
 mod exec;
 mod images;
+mod liveness;
 mod logs;
 mod network;
 mod resources;
@@ -58,6 +59,9 @@ pub(crate) struct DockerBackend {
     /// A local engine: published ports bind to loopback only, and container addresses are
     /// routable from the test process (on Linux).
     local: bool,
+    /// Fails calls without a deadline (exec output, exit waits) when the engine stops
+    /// answering.
+    liveness: liveness::Liveness,
 }
 
 /// What connecting learns from the engine's /version.
@@ -153,6 +157,7 @@ impl DockerBackend {
             }
         };
         Ok(Self {
+            liveness: liveness::Liveness::new(docker.clone()),
             docker,
             endpoint,
             podman: engine.podman,
