@@ -156,16 +156,8 @@ impl PrivateEngine {
     fn setup(&mut self, tools: &sys::Tools) -> Result<(), Error> {
         let p = self.paths.clone();
         let node = p.name.as_str();
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&p.state_dir)
-            .map_err(|e| Error::io(node, format!("create {}", p.state_dir.display()), e))?;
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o710)
-            .create(&p.data_root)
-            .map_err(|e| Error::io(node, format!("create {}", p.data_root.display()), e))?;
+        create_dir(node, &p.state_dir, 0o700)?;
+        create_dir(node, &p.data_root, 0o710)?;
 
         let ip = |args: &[&str]| sys::run(node, &tools.ip, args);
         ip(&["netns", "add", node])?;
@@ -575,6 +567,19 @@ impl Drop for PrivateEngine {
     fn drop(&mut self) {
         if let Err(e) = self.teardown() {
             eprintln!("e2ekit-test-engines: {e}");
+        }
+    }
+}
+
+/// Creates `dir` and its parents. The parents are shared by all nodes and removed by a
+/// teardown when they become empty, possibly just between our mkdirs: then try again.
+fn create_dir(node: &str, dir: &Path, mode: u32) -> Result<(), Error> {
+    let mut tries = 0;
+    loop {
+        match fs::DirBuilder::new().recursive(true).mode(mode).create(dir) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && tries < 100 => tries += 1,
+            Err(e) => return Err(Error::io(node, format!("create {}", dir.display()), e)),
         }
     }
 }

@@ -295,7 +295,11 @@ fn unescape_mount(s: &str) -> String {
             && i + 3 < b.len()
             && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
         {
-            out.push((b[i + 1] - b'0') * 64 + (b[i + 2] - b'0') * 8 + (b[i + 3] - b'0'));
+            let v = u32::from(b[i + 1] - b'0') * 64
+                + u32::from(b[i + 2] - b'0') * 8
+                + u32::from(b[i + 3] - b'0');
+            // The kernel only escapes bytes (<= \377); anything larger is not an escape.
+            out.push(u8::try_from(v).unwrap_or(b'?'));
             i += 4;
         } else {
             out.push(b[i]);
@@ -371,6 +375,9 @@ pub(crate) fn tail(path: &Path, lines: usize) -> String {
     let start = bytes.len().saturating_sub(16 * 1024);
     let text = String::from_utf8_lossy(&bytes[start..]);
     let all: Vec<&str> = text.lines().collect();
+    if all.is_empty() {
+        return "(dockerd has not logged anything)".into();
+    }
     all[all.len().saturating_sub(lines)..].join("\n")
 }
 
@@ -472,4 +479,20 @@ pub(crate) fn lock_state(index: u32) -> (bool, Option<u32>) {
     // SAFETY: the fd is valid for the life of `file`.
     let held = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_SH | libc::LOCK_NB) } != 0;
     (held, owner)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mountinfo_escapes_are_decoded() {
+        assert_eq!(
+            unescape_mount(r"/var/lib/with\040space"),
+            "/var/lib/with space"
+        );
+        assert_eq!(unescape_mount(r"/a\134b"), r"/a\b");
+        assert_eq!(unescape_mount(r"/odd\7"), r"/odd\7");
+        assert_eq!(unescape_mount(r"/big\777"), "/big?");
+    }
 }
