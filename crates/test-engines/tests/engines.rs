@@ -548,3 +548,17 @@ fn not_root_is_a_clear_error() {
         "{stderr}"
     );
 }
+
+#[test]
+fn engine_is_torn_down_when_its_owner_panics() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let result = std::thread::spawn(move || {
+        let engine = PrivateEngine::start().expect("start");
+        tx.send((engine.index(), engine.pid())).expect("send");
+        panic!("test panic with a live engine");
+    })
+    .join();
+    assert!(result.is_err());
+    let (index, pid) = rx.recv().expect("engine started");
+    assert_gone(index, pid);
+}
