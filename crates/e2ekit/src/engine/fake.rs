@@ -384,6 +384,13 @@ impl Backend for FakeEngine {
         Ok(Arc::new(self.clone()))
     }
 
+    async fn ping(&self) -> Result<()> {
+        match lock(&self.state).dead.clone() {
+            Some(message) => Err(Error::engine("pinging the fake engine", FakeError(message))),
+            None => Ok(()),
+        }
+    }
+
     fn host_addr(&self, network: &NetworkInfo) -> String {
         format!("host.fake.{}", network.name)
     }

@@ -220,6 +220,8 @@ pub(crate) struct Labelled {
 pub(crate) trait Backend: Send + Sync + std::fmt::Debug {
     /// A new connection to the same engine, bound to the current async runtime.
     async fn reconnect(&self) -> Result<Arc<dyn Backend>>;
+    /// Whether the engine answers, within a few seconds.
+    async fn ping(&self) -> Result<()>;
 
     /// The address containers on `network` use to reach the test host.
     fn host_addr(&self, network: &NetworkInfo) -> String;

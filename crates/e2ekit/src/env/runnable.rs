@@ -26,7 +26,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use tokio::sync::{watch, Notify};
@@ -44,6 +44,8 @@ use crate::wait::Poll;
 pub(crate) const LOG_TAIL_LINES: usize = 20;
 /// Grace period of [`Runnable::stop`] before the engine kills the process.
 const STOP_GRACE: Duration = Duration::from_secs(30);
+/// How often a lost engine is asked whether it is back.
+const ENGINE_RETRY: Duration = Duration::from_secs(1);
 /// Longest single probe attempt.
 const MAX_ATTEMPT: Duration = Duration::from_secs(2);
 
@@ -561,19 +563,29 @@ impl Runnable {
             let id = started.id.clone();
             let weak = Arc::downgrade(&self.inner);
             tokio::spawn(async move {
-                let ended = match backend.wait_exit(&id).await {
-                    Ok(status) => Ended::Exited(status),
-                    Err(e) => Ended::EngineLost(Arc::new(e)),
-                };
-                let _ = exit_tx.send(Some(ended));
-                // Stops and kills notify listeners themselves; only an exit nobody asked for
-                // (a crash) is news here.
-                let Some(inner) = weak.upgrade() else { return };
-                let unexpected = lock(&inner.state)
-                    .as_ref()
-                    .is_some_and(|r| r.id == id && !r.halting);
-                if unexpected && !inner.core.is_closed() {
-                    inner.core.notify();
+                loop {
+                    let ended = match backend.wait_exit(&id).await {
+                        Ok(status) => Ended::Exited(status),
+                        Err(e) => Ended::EngineLost(Arc::new(e)),
+                    };
+                    let lost = matches!(ended, Ended::EngineLost(_));
+                    let _ = exit_tx.send(Some(ended));
+                    // Stops and kills notify listeners themselves; only an exit nobody asked
+                    // for (a crash) is news here.
+                    let Some(inner) = weak.upgrade() else { return };
+                    let unexpected = lock(&inner.state)
+                        .as_ref()
+                        .is_some_and(|r| r.id == id && !r.halting);
+                    if unexpected && !inner.core.is_closed() {
+                        inner.core.notify();
+                    }
+                    drop(inner);
+                    if !lost || !engine_came_back(backend.as_ref(), &weak, &id).await {
+                        return;
+                    }
+                    // A frozen or restarted engine answers again: the container may still
+                    // run, so it counts as running until the next wait says otherwise.
+                    let _ = exit_tx.send(None);
                 }
             });
         }
@@ -895,6 +907,23 @@ impl Runnable {
             running.direct_ip = now.direct_ip;
         }
         Ok(())
+    }
+}
+
+/// After the engine failed under a watch of container `id`: waits (as long as the runnable
+/// lives and its environment is open) until the engine answers again. Whether to watch on.
+async fn engine_came_back(backend: &dyn Backend, runnable: &Weak<RunnableInner>, id: &str) -> bool {
+    loop {
+        tokio::time::sleep(ENGINE_RETRY).await;
+        let watched = runnable.upgrade().is_some_and(|inner| {
+            !inner.core.is_closed() && lock(&inner.state).as_ref().is_some_and(|r| r.id == id)
+        });
+        if !watched {
+            return false;
+        }
+        if backend.ping().await.is_ok() {
+            return true;
+        }
     }
 }
 

@@ -63,3 +63,169 @@ async fn a_close_racing_starts_leaves_nothing_and_the_starts_say_why_they_failed
     }
     Ok(())
 }
+
+/// A private engine for one test; `E2EKIT_TEST_ENGINE_*` nothing: it needs root and
+/// `dockerd`, and says so loudly when they are missing.
+fn private_engine() -> e2ekit_test_engines::PrivateEngine {
+    e2ekit_test_engines::PrivateEngine::start().unwrap_or_else(|e| {
+        panic!("the engine-fault tests need a private dockerd (root, dockerd, nsenter, ip, iptables): {e}")
+    })
+}
+
+/// Containers and networks of `env_name` left on the engine at `host`.
+async fn leftovers_on(host: &str, env_name: &str) -> (usize, usize) {
+    e2ekit::sweep::list_environments(Some(host))
+        .await
+        .expect("listing environments on the private engine")
+        .iter()
+        .filter(|e| e.name == env_name)
+        .fold((0, 0), |(c, n), e| (c + e.containers, n + e.networks))
+}
+
+/// Waits until `path` exists: the container got that far (a hang guard, not a timing check).
+async fn wait_for_file(path: &std::path::Path) {
+    for _ in 0..30_000 {
+        if path.exists() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    panic!("{} never appeared", path.display());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_engine_killed_during_wait_ready_is_reported_as_an_engine_failure_with_the_output(
+) -> Result<()> {
+    let mut engine = private_engine();
+    let host = engine.docker_host();
+    let env = Environment::builder()
+        .name("e2ekit-fault-engine-dies")
+        .engine(Engine::docker_host(&host))
+        .build()
+        .await?;
+    let image = common::busybox(&env).await?;
+    let app = env.runnable("app").future()?;
+    let printed = app.dir().join("printed");
+    let app = app.init(
+        StartOptions::new(&image)
+            .command(Command::new("sh").args([
+                "-c",
+                &format!(
+                    "echo booting; echo still booting; touch {}; exec sleep 3600",
+                    printed.display()
+                ),
+            ]))
+            .readiness(LogProbe::contains("never printed"))
+            .wait_policy(WaitPolicy::timeout(Duration::from_secs(120))),
+    )?;
+    app.start().await?;
+    let waiting = tokio::spawn({
+        let app = app.clone();
+        async move { app.wait_ready().await }
+    });
+    wait_for_file(&printed).await;
+    // The lines were printed before the file appeared; give the log stream a moment to
+    // deliver them to the test process.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::task::block_in_place(|| engine.kill()).expect("killing the private engine");
+
+    let err = tokio::time::timeout(Duration::from_secs(120), waiting)
+        .await
+        .expect("wait_ready must end when the engine dies, not hang")
+        .expect("wait task")
+        .expect_err("the engine died under the wait");
+    let text = err.to_string();
+    println!("{}", err.report());
+    assert!(
+        matches!(&err, Error::EngineLost { runnable, .. } if runnable == "app"),
+        "{text}"
+    );
+    assert!(
+        text.contains("the engine failed while waiting for readiness of runnable \"app\""),
+        "{text}"
+    );
+    assert!(!text.contains("exited with code"), "not an exit: {text}");
+    let tail = err.log_tail().unwrap_or_default().to_vec();
+    assert!(
+        tail.iter().any(|l| l == "booting") && tail.iter().any(|l| l == "still booting"),
+        "the output the container printed before the engine died: {tail:?}"
+    );
+
+    // The engine comes back; close removes what the environment left there.
+    tokio::task::block_in_place(|| engine.restart()).expect("restarting the private engine");
+    env.close().await;
+    assert_eq!(
+        leftovers_on(&host, "e2ekit-fault-engine-dies").await,
+        (0, 0)
+    );
+    tokio::task::block_in_place(|| engine.stop()).expect("tearing the private engine down");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_exec_streaming_when_the_engine_freezes_fails_instead_of_hanging() -> Result<()> {
+    let mut engine = private_engine();
+    let host = engine.docker_host();
+    let env = Environment::builder()
+        .name("e2ekit-fault-engine-freezes")
+        .engine(Engine::docker_host(&host))
+        .build()
+        .await?;
+    let image = common::busybox(&env).await?;
+    let app = env.runnable("app").future()?;
+    let streaming = app.dir().join("streaming");
+    let app = app.init(StartOptions::new(&image).command(Command::new("sleep").arg("3600")))?;
+    app.start().await?;
+    let exec = tokio::spawn({
+        let app = app.clone();
+        let script = format!(
+            "echo started; touch {}; exec sleep 3600",
+            streaming.display()
+        );
+        async move { app.exec(Command::new("sh").args(["-c", &script])).await }
+    });
+    wait_for_file(&streaming).await;
+    tokio::task::block_in_place(|| engine.freeze()).expect("freezing the private engine");
+
+    // Before the liveness check this waited for ever; the hang guard is far above the 15 s
+    // of silence after which the engine counts as gone.
+    let outcome = tokio::time::timeout(Duration::from_secs(120), exec).await;
+    tokio::task::block_in_place(|| engine.thaw()).expect("thawing the private engine");
+    let err = outcome
+        .expect("the exec must fail when the engine freezes, not hang")
+        .expect("exec task")
+        .expect_err("the engine froze under the exec");
+    let report = err.report();
+    println!("{report}");
+    assert!(report.contains("stopped answering"), "{report}");
+    assert!(
+        report.contains("runnable app"),
+        "names the runnable: {report}"
+    );
+
+    // Thawed, the engine answers again and the container, which never stopped, counts as
+    // running again (hang guard only).
+    for _ in 0..30 {
+        if app.is_running() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    assert!(
+        app.is_running(),
+        "the container runs again once the engine answers"
+    );
+    // A long command on a live engine is not capped by the same check.
+    let out = app
+        .exec(Command::new("sh").args(["-c", "sleep 20; echo done"]))
+        .await?;
+    assert_eq!(out.stdout.trim(), "done");
+
+    env.close().await;
+    assert_eq!(
+        leftovers_on(&host, "e2ekit-fault-engine-freezes").await,
+        (0, 0)
+    );
+    tokio::task::block_in_place(|| engine.stop()).expect("tearing the private engine down");
+    Ok(())
+}

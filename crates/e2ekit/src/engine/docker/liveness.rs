@@ -86,15 +86,26 @@ impl Liveness {
     ) -> Result<T> {
         let _guarded = self.enter();
         let mut verdict = self.shared.verdict.subscribe();
+        // Only a verdict reached while this call runs counts: the engine may have come back
+        // since an earlier one (a failing ping repeats the verdict, so a silence that goes on
+        // is reported again within one ping).
+        verdict.borrow_and_update();
+        let silent = async {
+            loop {
+                if verdict.changed().await.is_err() {
+                    return None;
+                }
+                if let Some(cause) = verdict.borrow_and_update().clone() {
+                    return Some(cause);
+                }
+            }
+        };
         tokio::select! {
             result = call => result,
-            silent = verdict.wait_for(Option::is_some) => {
-                let cause = silent.ok().and_then(|v| v.clone());
-                Err(match cause {
-                    Some(cause) => Error::engine(action(), cause),
-                    None => Error::engine(action(), "the engine connection was dropped"),
-                })
-            }
+            cause = silent => Err(match cause {
+                Some(cause) => Error::engine(action(), cause),
+                None => Error::engine(action(), "the engine connection was dropped"),
+            }),
         }
     }
 

@@ -208,6 +208,16 @@ impl Backend for DockerBackend {
         ))
     }
 
+    async fn ping(&self) -> Result<()> {
+        calls::within(
+            || format!("pinging the engine at {}", self.endpoint),
+            CONNECT_TIMEOUT,
+            self.docker.ping(),
+        )
+        .await
+        .map(drop)
+    }
+
     fn host_addr(&self, network: &NetworkInfo) -> String {
         // Docker Desktop (macOS, Windows) runs containers in a VM whose gateway is not the host.
         if cfg!(any(target_os = "macos", target_os = "windows")) {
