@@ -183,7 +183,7 @@ async fn an_engine_that_dies_during_wait_ready_is_named_with_the_output_seen_so_
     fake.revive();
     // The engine is back and the container never stopped: it is watched again.
     eventually("the runnable counts as running again", || app.is_running()).await;
-    fake.exit(&app.container_name(), 3);
+    fake.exit(app.container_name(), 3);
     eventually("a later crash is still noticed", || !app.is_running()).await;
     env.close().await;
 }
