@@ -15,6 +15,10 @@
 //! cycle 10 (warm) and at the end, both right after the cycle and after an idle pause that
 //! lets tokio's idle blocking threads retire; growth there means leaked connections or tasks.
 //!
+//! Then come the fault cycles (`soak/faults.rs`; `E2EKIT_SOAK_FAULT_CYCLES`, default 20):
+//! closes racing in-flight starts, and a private engine killed mid-bring-up and restarted.
+//! They need root (the private engine is a `dockerd` in its own network namespace).
+//!
 //! Run: `cargo bench -p e2ekit --bench soak` (cycles: `E2EKIT_SOAK_CYCLES`, default 200;
 //! `E2EKIT_SOAK_CSV=<path>` also writes one line per cycle there).
 //! Container output goes to stdout through the library's `name: line` printing; progress goes
@@ -26,6 +30,8 @@ use e2ekit::prelude::*;
 
 #[allow(dead_code)] // uses a subset
 mod common;
+#[path = "soak/faults.rs"]
+mod faults;
 use common::{leftovers, median, ms, percentile, sorted, BoxError, Res};
 
 const ENV_NAME: &str = "e2ekit-soak";
@@ -277,6 +283,7 @@ fn growth_line(label: &str, warm: f64, end: f64, unit: &str, decimals: usize) ->
 
 struct Report {
     cycles: Vec<Cycle>,
+    faults: faults::FaultReport,
     requested: usize,
     warmup: Duration,
     warm: Option<(Resources, Resources)>,
@@ -521,11 +528,15 @@ impl Report {
                 }
             }
         }
+        for l in self.faults.print().lines() {
+            line(l.to_string());
+        }
         let clean = failed.is_empty()
             && leaky.is_empty()
             && dir_cycles == 0
             && self.dirs_at_end.is_empty()
-            && self.final_leak == (0, 0);
+            && self.final_leak == (0, 0)
+            && self.faults.clean();
         line(format!(
             "verdict: {}",
             if clean {
@@ -677,7 +688,14 @@ async fn soak(cycles_wanted: usize) -> Res<bool> {
         }
     }
 
+    let faults = if interrupted {
+        faults::FaultReport::default()
+    } else {
+        faults::run(fault_cycles(), &bin).await?
+    };
+
     let report = Report {
+        faults,
         requested: cycles_wanted,
         warmup,
         warm,
@@ -690,6 +708,14 @@ async fn soak(cycles_wanted: usize) -> Res<bool> {
         cycles,
     };
     Ok(report.print())
+}
+
+/// `E2EKIT_SOAK_FAULT_CYCLES`, default 20.
+fn fault_cycles() -> usize {
+    std::env::var("E2EKIT_SOAK_FAULT_CYCLES")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(20)
 }
 
 fn main() {

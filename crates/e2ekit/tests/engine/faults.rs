@@ -229,3 +229,40 @@ async fn an_exec_streaming_when_the_engine_freezes_fails_instead_of_hanging() ->
     tokio::task::block_in_place(|| engine.stop()).expect("tearing the private engine down");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_close_the_dead_engine_interrupted_is_finished_once_the_engine_is_back() -> Result<()> {
+    let mut engine = private_engine();
+    let host = engine.docker_host();
+    let name = "e2ekit-fault-close-interrupted";
+    let env = Environment::builder()
+        .name(name)
+        .engine(Engine::docker_host(&host))
+        .build()
+        .await?;
+    let image = common::busybox(&env).await?;
+    let app = env
+        .runnable("app")
+        .init(StartOptions::new(&image).command(Command::new("sleep").arg("3600")))?;
+    app.start().await?;
+    let shared = env.shared_dir().to_path_buf();
+
+    tokio::task::block_in_place(|| engine.kill()).expect("killing the private engine");
+    // The engine is gone: close cannot remove anything there, but the environment is closed
+    // for new work at once.
+    env.close().await;
+    assert!(env.is_closed());
+    let refused = app.start().await.expect_err("closed");
+    assert!(
+        matches!(refused, Error::EnvironmentClosed { .. }),
+        "{refused}"
+    );
+
+    tokio::task::block_in_place(|| engine.restart()).expect("restarting the private engine");
+    // A second close finishes the job.
+    env.close().await;
+    assert_eq!(leftovers_on(&host, name).await, (0, 0));
+    assert!(!shared.exists(), "{} is left", shared.display());
+    tokio::task::block_in_place(|| engine.stop()).expect("tearing the private engine down");
+    Ok(())
+}
