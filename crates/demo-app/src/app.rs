@@ -27,7 +27,7 @@ impl State {
 const INDEX: &str = "\
 demo-app endpoints:
   /ready              200 \"ready\" once ready, 503 \"not ready\" before
-  /metrics            Prometheus metrics (text format 0.0.4)
+  /metrics            Prometheus metrics (text format 0.0.4); counted in demo_metrics_scrapes_total
   /work               counted and timed; ?sleep_ms=N sleeps first, ?code=NNN sets the status
   /set?value=<f64>    sets the demo_value gauge
   /exit?code=N        answers, then exits the process with code N
@@ -43,6 +43,7 @@ pub async fn handle<B>(state: std::sync::Arc<State>, req: Request<B>) -> Result<
         "/ready" if state.is_ready() => text(StatusCode::OK, "ready"),
         "/ready" => text(StatusCode::SERVICE_UNAVAILABLE, "not ready"),
         "/metrics" => {
+            state.metrics.observe_scrape();
             let mut r = text(StatusCode::OK, state.metrics.render(state.is_ready()));
             r.headers_mut().insert(
                 CONTENT_TYPE,

@@ -30,7 +30,8 @@
 //!   `demo_load_requests_total{target,result}`. Without targets the other two flags do nothing.
 //!
 //! Endpoints: `/` (index), `/ready`, `/metrics` (Prometheus text 0.0.4: `demo_requests_total`,
-//! `demo_app_ready`, `demo_app_info`, `demo_value`, `demo_request_duration_seconds`, and with
+//! `demo_app_ready`, `demo_app_info`, `demo_value`, `demo_request_duration_seconds`,
+//! `demo_metrics_scrapes_total` (requests to `/metrics`, the current one included), and with
 //! `--load-targets` `demo_load_requests_total{target="host:port",result="ok|error"}`, each at 0
 //! from the start), `/work` (`?sleep_ms=N`, `?code=NNN`), `/set?value=<f64>`, `/exit?code=N`;
 //! anything else is 404.

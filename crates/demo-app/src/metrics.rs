@@ -29,6 +29,9 @@ struct Inner {
     value: f64,
     /// `demo_load_requests_total` by (target, result), result being `ok` or `error`.
     load: BTreeMap<(String, &'static str), u64>,
+    /// `demo_metrics_scrapes_total`: requests to `/metrics`, so a benchmark can see how often
+    /// a metric wait looks without a proxy in between.
+    scrapes: u64,
 }
 
 impl Metrics {
@@ -76,6 +79,11 @@ impl Metrics {
             .load
             .entry((target.to_owned(), result))
             .or_insert(0) += 1;
+    }
+
+    /// Counts one request to `/metrics` (before it is rendered, so the page counts itself).
+    pub fn observe_scrape(&self) {
+        self.lock().scrapes += 1;
     }
 
     /// Sets the `demo_value` gauge.
@@ -145,6 +153,14 @@ impl Metrics {
             "A value set through /set?value=<f64>.",
         );
         let _ = writeln!(w, "demo_value {}", fmt_f64(inner.value));
+
+        family(
+            w,
+            "demo_metrics_scrapes_total",
+            "counter",
+            "Requests to /metrics, this one included.",
+        );
+        let _ = writeln!(w, "demo_metrics_scrapes_total {}", inner.scrapes);
 
         if !inner.load.is_empty() {
             family(
@@ -233,6 +249,9 @@ demo_request_duration_seconds_count 0
 # HELP demo_value A value set through /set?value=<f64>.
 # TYPE demo_value gauge
 demo_value 0
+# HELP demo_metrics_scrapes_total Requests to /metrics, this one included.
+# TYPE demo_metrics_scrapes_total counter
+demo_metrics_scrapes_total 0
 ";
         assert_eq!(m.render(false), want);
     }
@@ -244,6 +263,8 @@ demo_value 0
         m.observe_request("/work", 200, Duration::from_millis(50)); // <= 0.1
         m.observe_request("/work", 503, Duration::from_secs(2)); // +Inf only
         m.set_value(-2.5);
+        m.observe_scrape();
+        m.observe_scrape();
         let text = m.render(true);
         for line in [
             "demo_app_ready 1",
@@ -257,6 +278,7 @@ demo_value 0
             "demo_request_duration_seconds_sum 2.0505",
             "demo_request_duration_seconds_count 3",
             "demo_value -2.5",
+            "demo_metrics_scrapes_total 2",
         ] {
             assert!(
                 text.lines().any(|l| l == line),

@@ -5,7 +5,9 @@
 //! use e2ekit::prelude::*;
 //!
 //! // Give up after 30 s; look every 1 ms at first, growing to every 50 ms.
-//! let policy = WaitPolicy::timeout(Duration::from_secs(30)).max_interval(Duration::from_millis(50));
+//! let policy = WaitPolicy::timeout(Duration::from_secs(30))
+//!     .min_interval(Duration::from_millis(1))
+//!     .max_interval(Duration::from_millis(50));
 //! assert_eq!(policy.deadline(), Duration::from_secs(30));
 //! ```
 
@@ -13,16 +15,38 @@ use std::time::{Duration, Instant};
 
 /// How long to wait for something, and how often to check.
 ///
-/// The interval starts at `min_interval` and grows by half each attempt up to `max_interval`.
+/// [`WaitPolicy::timeout`] sets only the deadline. How often to look is then up to the kind of
+/// wait the policy is given to, because their costs differ:
+///
+/// - readiness (`StartOptions::wait_policy`): from 1 ms, growing by half each attempt up to
+///   every 4 ms (probes that are costly for the engine, `CmdProbe`, keep a 50 ms floor);
+/// - metric waits (`MetricsOptions::wait`, `Instrumented::wait_policy`, `PromQl::wait`, where
+///   every look is a scrape of the target): after 5 ms, each pause an eighth longer than the
+///   one before, up to every 250 ms (reached after about 2 s). A change in the first second is
+///   seen within tens of milliseconds, while the wait looks 27 times in its first second, and
+///   on average at most 9 times a second in a wait of 5 s or more (4.8 over 30 s).
+///
+/// Intervals set with [`WaitPolicy::min_interval`] or [`WaitPolicy::max_interval`] are used
+/// by every kind of wait: the interval starts at `min_interval` and grows by half each attempt
+/// up to `max_interval`. A bound that was not set is the wait's own default, moved if needed
+/// so that the minimum stays below the maximum.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct WaitPolicy {
     pub(crate) timeout: Duration,
     pub(crate) min_interval: Duration,
     pub(crate) max_interval: Duration,
+    /// Each pause is the previous one plus `1/growth` of it (plus 0.1 ms, so that growth from
+    /// zero gets going).
+    growth: u32,
+    /// Whether `min_interval` / `max_interval` were set by the caller; a bound that was not
+    /// is replaced by the default of the wait the policy is used for.
+    set_min: bool,
+    set_max: bool,
 }
 
 impl Default for WaitPolicy {
-    /// One minute, polling from 1 ms up to every 4 ms. Readiness is noticed a few
+    /// One minute, and no intervals set: readiness polls from 1 ms up to every 4 ms, metric
+    /// waits use their own intervals (see [`WaitPolicy`]). Readiness is noticed a few
     /// milliseconds after it happens (the bring-up benchmark measured a median lag of 6.6 ms
     /// with a 10 ms cap, 3.5-5 ms with 1-2 ms caps, at no measurable bring-up cost); probes
     /// that are costly for the engine (`CmdProbe`) keep a 50 ms floor.
@@ -31,13 +55,17 @@ impl Default for WaitPolicy {
             timeout: Duration::from_secs(60),
             min_interval: Duration::from_millis(1),
             max_interval: Duration::from_millis(4),
+            growth: 2,
+            set_min: false,
+            set_max: false,
         }
     }
 }
 
 impl WaitPolicy {
-    /// Gives up after `timeout`, with the default polling intervals. Any duration works:
-    /// one too large for the clock (`Duration::MAX`) means "wait for ever".
+    /// Gives up after `timeout`, and sets nothing else: the wait the policy is given to polls
+    /// at its own default intervals (see [`WaitPolicy`]). Any duration works: one too large
+    /// for the clock (`Duration::MAX`) means "wait for ever".
     pub fn timeout(timeout: Duration) -> Self {
         Self {
             timeout,
@@ -45,17 +73,23 @@ impl WaitPolicy {
         }
     }
 
-    /// First (smallest) pause between attempts.
+    /// First (smallest) pause between attempts, for every kind of wait (raises the largest
+    /// pause to it if needed).
     pub fn min_interval(mut self, interval: Duration) -> Self {
         self.min_interval = interval;
         self.max_interval = self.max_interval.max(interval);
+        self.growth = 2;
+        self.set_min = true;
         self
     }
 
-    /// Largest pause between attempts.
+    /// Largest pause between attempts, for every kind of wait (lowers the smallest pause to
+    /// it if needed).
     pub fn max_interval(mut self, interval: Duration) -> Self {
         self.max_interval = interval;
         self.min_interval = self.min_interval.min(interval);
+        self.growth = 2;
+        self.set_max = true;
         self
     }
 
@@ -64,13 +98,50 @@ impl WaitPolicy {
         self.timeout
     }
 
+    /// Intervals from `min` to `max`, each pause `1/growth` longer than the one before: the
+    /// default schedule of a kind of wait, to be used with [`WaitPolicy::or_intervals_of`].
+    /// Its deadline means nothing.
+    pub(crate) const fn schedule(min: Duration, max: Duration, growth: u32) -> Self {
+        Self {
+            timeout: Duration::ZERO,
+            min_interval: min,
+            max_interval: max,
+            growth,
+            set_min: false,
+            set_max: false,
+        }
+    }
+
+    /// This policy's deadline, polled at the intervals the caller set and, for those not
+    /// set, at `defaults`' (the schedule of the kind of wait at hand). With no interval set
+    /// that is `defaults`' whole schedule; with one set, the other bound of `defaults` is moved
+    /// if needed to keep the minimum below the maximum, and the pauses grow by half (what
+    /// [`WaitPolicy::min_interval`] documents).
+    pub(crate) fn or_intervals_of(self, defaults: WaitPolicy) -> Self {
+        match (self.set_min, self.set_max) {
+            (false, false) => Self {
+                timeout: self.timeout,
+                ..defaults
+            },
+            (true, true) => self,
+            (true, false) => Self {
+                max_interval: defaults.max_interval.max(self.min_interval),
+                ..self
+            },
+            (false, true) => Self {
+                min_interval: defaults.min_interval.min(self.max_interval),
+                ..self
+            },
+        }
+    }
+
     pub(crate) fn intervals(&self) -> impl Iterator<Item = Duration> {
-        let max = self.max_interval;
+        let (max, growth) = (self.max_interval, self.growth.max(1));
         // Saturating arithmetic: any interval up to `Duration::MAX` is a valid policy
         // (`mul_f64` and `+` would panic on the way there).
         std::iter::successors(Some(self.min_interval), move |d| {
             Some(
-                d.saturating_add(*d / 2)
+                d.saturating_add(*d / growth)
                     .saturating_add(Duration::from_micros(100))
                     .min(max),
             )
@@ -100,7 +171,8 @@ pub(crate) struct Poll {
 }
 
 impl Poll {
-    /// Starts the clock now.
+    /// Starts the clock now. Pauses follow `policy`'s intervals as they are: a kind of wait
+    /// with its own default intervals first fills them in with [`WaitPolicy::or_intervals_of`].
     pub(crate) fn new(policy: WaitPolicy) -> Self {
         let started = Instant::now();
         Self {
@@ -188,6 +260,73 @@ mod tests {
         assert_eq!(v[0], Duration::from_millis(1));
         assert!(v.windows(2).all(|w| w[1] >= w[0]));
         assert_eq!(v.last().copied(), Some(Duration::from_millis(4)));
+    }
+
+    /// A stand-in for a kind of wait's own schedule.
+    const OWN: WaitPolicy =
+        WaitPolicy::schedule(Duration::from_millis(5), Duration::from_millis(250), 8);
+
+    #[test]
+    fn a_deadline_alone_takes_the_whole_schedule_of_the_wait() {
+        let policy = WaitPolicy::timeout(Duration::from_secs(7)).or_intervals_of(OWN);
+        assert_eq!(policy.deadline(), Duration::from_secs(7));
+        let want: Vec<_> = OWN.intervals().take(100).collect();
+        assert_eq!(policy.intervals().take(100).collect::<Vec<_>>(), want);
+        // The default policy sets no intervals either.
+        let policy = WaitPolicy::default().or_intervals_of(OWN);
+        assert_eq!(policy.intervals().nth(2), OWN.intervals().nth(2));
+        assert_eq!(policy.deadline(), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn intervals_the_caller_set_are_kept_and_grow_by_half() {
+        let ms = Duration::from_millis;
+        let both = WaitPolicy::timeout(ms(100))
+            .min_interval(ms(2))
+            .max_interval(ms(40));
+        assert_eq!(both.or_intervals_of(OWN), both);
+        let v: Vec<_> = both.or_intervals_of(OWN).intervals().take(3).collect();
+        assert_eq!(
+            v,
+            [
+                ms(2),
+                Duration::from_micros(3100),
+                Duration::from_micros(4750)
+            ]
+        );
+
+        // One bound set: the other is the wait's, moved to keep min <= max.
+        let max_only = WaitPolicy::timeout(ms(100)).max_interval(ms(20));
+        let r = max_only.or_intervals_of(OWN);
+        assert_eq!((r.min_interval, r.max_interval), (ms(5), ms(20)));
+        let r = WaitPolicy::timeout(ms(100))
+            .max_interval(ms(3))
+            .or_intervals_of(OWN);
+        assert_eq!((r.min_interval, r.max_interval), (ms(3), ms(3)));
+        let r = WaitPolicy::timeout(ms(100))
+            .min_interval(ms(50))
+            .or_intervals_of(OWN);
+        assert_eq!((r.min_interval, r.max_interval), (ms(50), ms(250)));
+        let r = WaitPolicy::timeout(ms(100))
+            .min_interval(ms(900))
+            .or_intervals_of(OWN);
+        assert_eq!((r.min_interval, r.max_interval), (ms(900), ms(900)));
+        assert_eq!(r.intervals().nth(1), Some(ms(900)));
+        assert_eq!(r.deadline(), ms(100));
+    }
+
+    #[test]
+    fn readiness_keeps_its_own_defaults() {
+        // Readiness uses a policy as it is: a deadline alone still means 1 ms up to 4 ms.
+        let v: Vec<_> = WaitPolicy::timeout(Duration::from_secs(1))
+            .intervals()
+            .take(6)
+            .collect();
+        let us = Duration::from_micros;
+        assert_eq!(
+            v,
+            [us(1000), us(1600), us(2500), us(3850), us(4000), us(4000)]
+        );
     }
 
     #[test]

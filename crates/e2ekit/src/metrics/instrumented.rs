@@ -107,7 +107,9 @@ impl Instrumented {
     }
 
     /// The wait policy of [`Instrumented::wait_sum_metrics`] (options given to the `_with`
-    /// variants override it).
+    /// variants override it). Default: 30 s. As with [`MetricsOptions::wait`], intervals not
+    /// set on the policy are the metric-wait ones (after 5 ms, each pause an eighth longer,
+    /// up to every 250 ms), so `WaitPolicy::timeout(d)` changes only the deadline.
     pub fn wait_policy(mut self, policy: WaitPolicy) -> Self {
         self.wait = policy;
         self
@@ -470,7 +472,8 @@ async fn poll(
     look: Looking,
     judge: impl Fn(Result<Vec<f64>>) -> Look,
 ) -> Result<()> {
-    let mut poll = Poll::new(options.wait);
+    // The metric-wait intervals unless the caller set some: every look is a scrape.
+    let mut poll = Poll::new(options.wait_policy());
     let (mut last_values, mut last_error) = (None, None);
     loop {
         poll.attempt();

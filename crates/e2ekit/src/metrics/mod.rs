@@ -50,5 +50,6 @@ pub(crate) use instrumented::ScrapeTarget;
 pub use instrumented::{CompositeInstrumented, Instrumented};
 pub use matcher::{MatchOp, Matcher, MatcherError};
 pub use options::MetricsOptions;
+pub(crate) use options::METRIC_INTERVALS;
 pub use parse::{parse, parse_bytes, MetricFamily, MetricKind, ParseError, ParsedSample};
 pub use static_server::StaticMetricsServer;

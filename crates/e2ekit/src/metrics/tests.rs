@@ -591,6 +591,179 @@ async fn composite_wait_removed_metric_waits_for_every_instance() {
 }
 
 // ---------------------------------------------------------------------------------------
+// How often a metric wait looks (issue 14: the observer must not disturb what it measures).
+// Counts only: bounds computed from the deterministic schedule, never a duration.
+// ---------------------------------------------------------------------------------------
+
+/// Most looks a wait following `policy` can make within `within`: one at once, one after
+/// each pause that ends in time (a sleep never ends early), and one more at the deadline (the
+/// pause cut short by it).
+fn most_looks(policy: WaitPolicy, within: Duration) -> usize {
+    let mut elapsed = Duration::ZERO;
+    let mut looks = 1;
+    for pause in policy.intervals() {
+        elapsed += pause;
+        if elapsed > within {
+            break;
+        }
+        looks += 1;
+    }
+    looks + 1
+}
+
+#[test]
+fn the_metric_wait_schedule_is_fast_at_first_and_light_in_a_long_wait() {
+    let schedule = MetricsOptions::new().wait_policy();
+    let pauses: Vec<Duration> = schedule.intervals().take(10_000).collect();
+    assert_eq!(pauses[0], Duration::from_millis(5));
+    assert_eq!(pauses.last(), Some(&Duration::from_millis(250)));
+    assert!(pauses.windows(2).all(|w| w[1] >= w[0]));
+
+    // A long wait: at most 10 looks a second on average, for any wait of 5 s or more.
+    for secs in 5..=300 {
+        let within = Duration::from_secs(secs);
+        let looks = most_looks(schedule, within);
+        assert!(looks as u64 <= 10 * secs, "{looks} looks in {secs} s");
+    }
+    // Once at the cap, 4 a second.
+    let (a, b) = (Duration::from_secs(60), Duration::from_secs(120));
+    assert!(most_looks(schedule, b) - most_looks(schedule, a) <= 4 * 60 + 1);
+
+    // The first second: a change at a random instant in it waits on average for the rest of
+    // the pause it falls in; that mean stays below 40 ms, leaving 10 ms of the 50 ms target
+    // for the scrape itself.
+    let second = Duration::from_secs(1).as_secs_f64();
+    let (mut start, mut lag_integral) = (0.0, 0.0);
+    for pause in &pauses {
+        let end = start + pause.as_secs_f64();
+        let covered = end.min(second) - start;
+        // ∫ (end - t) dt over [start, start + covered].
+        lag_integral += covered * pause.as_secs_f64() - covered * covered / 2.0;
+        if end >= second {
+            break;
+        }
+        start = end;
+    }
+    let mean_lag = lag_integral / second;
+    assert!(mean_lag < 0.040, "mean lag {mean_lag} s");
+    assert!(most_looks(schedule, Duration::from_secs(1)) <= 30);
+}
+
+#[test]
+fn a_deadline_alone_keeps_the_metric_wait_intervals() {
+    let metric: Vec<Duration> = MetricsOptions::new()
+        .wait_policy()
+        .intervals()
+        .take(200)
+        .collect();
+    for policy in [
+        WaitPolicy::timeout(Duration::from_secs(7)),
+        WaitPolicy::default(),
+        WaitPolicy::timeout(Duration::MAX),
+    ] {
+        let used = MetricsOptions::new().wait(policy).wait_policy();
+        assert_eq!(used.deadline(), policy.deadline());
+        assert_eq!(used.intervals().take(200).collect::<Vec<_>>(), metric);
+    }
+    assert_eq!(
+        MetricsOptions::new().wait_policy().deadline(),
+        Duration::from_secs(30)
+    );
+}
+
+#[test]
+fn intervals_set_on_a_metric_wait_policy_are_honoured() {
+    let ms = Duration::from_millis;
+    let both = WaitPolicy::timeout(ms(500))
+        .min_interval(ms(1))
+        .max_interval(ms(4));
+    assert_eq!(MetricsOptions::new().wait(both).wait_policy(), both);
+    // One bound set: the other is the metric wait's own (5 ms up, 250 ms down).
+    let capped = MetricsOptions::new()
+        .wait(WaitPolicy::timeout(ms(500)).max_interval(ms(20)))
+        .wait_policy();
+    let pauses: Vec<_> = capped.intervals().take(20).collect();
+    assert_eq!((pauses[0], pauses[19]), (ms(5), ms(20)));
+    let slow = MetricsOptions::new()
+        .wait(WaitPolicy::timeout(ms(500)).min_interval(ms(100)))
+        .wait_policy();
+    let pauses: Vec<_> = slow.intervals().take(20).collect();
+    assert_eq!((pauses[0], pauses[19]), (ms(100), ms(250)));
+}
+
+/// Runs a wait that never succeeds for 300 ms with `policy`, on one instance; returns the
+/// checks it reported and the scrapes the instance served.
+async fn looks_of(name: &str, policy: Option<WaitPolicy>, removal: bool) -> (usize, usize) {
+    let fake = FakeEngine::new();
+    let env = fake_env(&fake, name).await;
+    let (app, server) = serving(&fake, &env, "app", "jobs_total 1\n").await;
+    let before = server.paths().len();
+    let err = match (policy, removal) {
+        (None, false) => {
+            app.clone()
+                .wait_policy(WaitPolicy::timeout(Duration::from_millis(300)))
+                .wait_sum_metrics(equals(5.0), ["jobs_total"])
+                .await
+        }
+        (Some(policy), false) => {
+            app.wait_sum_metrics_with(
+                equals(5.0),
+                ["jobs_total"],
+                MetricsOptions::new().wait(policy),
+            )
+            .await
+        }
+        (policy, true) => {
+            let policy = policy.unwrap_or(WaitPolicy::timeout(Duration::from_millis(300)));
+            CompositeInstrumented::new([app.clone()])
+                .wait_removed_metric("jobs_total", MetricsOptions::new().wait(policy))
+                .await
+        }
+    }
+    .expect_err("never");
+    let checks = wait_failure(err).checks as usize;
+    let scrapes = server.paths().len() - before;
+    env.close().await;
+    (checks, scrapes)
+}
+
+#[tokio::test]
+async fn a_deadline_only_metric_wait_scrapes_at_the_metric_wait_intervals() {
+    // 1-4 ms readiness intervals would make ~100 looks in 300 ms; the metric schedule at most
+    // 20.
+    let bound = most_looks(
+        MetricsOptions::new().wait_policy(),
+        Duration::from_millis(300),
+    );
+    assert!(bound <= 20, "{bound}");
+    let deadline = Some(WaitPolicy::timeout(Duration::from_millis(300)));
+    for (name, policy, removal) in [
+        ("fk-m-rate-inst", None, false),
+        ("fk-m-rate-opts", deadline, false),
+        ("fk-m-rate-removed", deadline, true),
+    ] {
+        let (checks, scrapes) = looks_of(name, policy, removal).await;
+        assert!((1..=bound).contains(&checks), "{name}: {checks} checks");
+        assert!(
+            scrapes <= checks,
+            "{name}: {scrapes} scrapes, {checks} checks"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_metric_wait_with_intervals_set_scrapes_at_those() {
+    // A first pause longer than the deadline: one look at once, one at the deadline.
+    let hour =
+        WaitPolicy::timeout(Duration::from_millis(300)).min_interval(Duration::from_secs(3600));
+    for (name, removal) in [("fk-m-rate-set", false), ("fk-m-rate-set-rm", true)] {
+        let (checks, scrapes) = looks_of(name, Some(hour), removal).await;
+        assert!((1..=2).contains(&checks), "{name}: {checks} checks");
+        assert!(scrapes <= checks, "{name}: {scrapes} scrapes");
+    }
+}
+
+// ---------------------------------------------------------------------------------------
 // Floods: a metrics page larger than any scrape should read
 // ---------------------------------------------------------------------------------------
 

@@ -10,12 +10,14 @@ use serde::Deserialize;
 use crate::env::ready::truncate;
 use crate::env::{AsRunnable, Runnable};
 use crate::error::{Error, MetricsWaitFailure, Result};
+use crate::metrics::METRIC_INTERVALS;
 use crate::wait::{Poll, WaitPolicy};
 
 /// Longest single query, so a hung server cannot eat a whole wait.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// [`PromQl::wait`] queries at most this often: an evaluation is not free, and Prometheus
-/// learns new values only at scrape intervals anyway.
+/// learns new values only at scrape intervals anyway. Above this floor the wait follows the
+/// metric-wait intervals unless the caller set some.
 const MIN_WAIT_INTERVAL: Duration = Duration::from_millis(50);
 /// How much of an unreadable answer errors quote.
 const QUOTED_ANSWER: usize = 200;
@@ -358,13 +360,17 @@ impl PromQl {
     /// most every 50 ms); returns those samples. Errors that asking again cannot fix (an
     /// invalid query) end the wait at once; otherwise a timeout is [`Error::MetricsWait`],
     /// showing the last answer or error.
+    ///
+    /// Like other metric waits, intervals not set on the policy are the metric-wait ones
+    /// (after 5 ms, each pause an eighth longer than the one before, up to every 250 ms; see
+    /// [`WaitPolicy`]), so `WaitPolicy::timeout(d)` changes only the deadline.
     pub async fn wait(
         &self,
         query: &str,
         check: impl Fn(&[Sample]) -> bool,
         policy: WaitPolicy,
     ) -> Result<Vec<Sample>> {
-        let mut poll = Poll::new(policy);
+        let mut poll = Poll::new(policy.or_intervals_of(METRIC_INTERVALS));
         let mut last;
         loop {
             poll.attempt();
