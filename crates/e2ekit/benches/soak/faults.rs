@@ -3,11 +3,11 @@
 //! `e2ekit-test-engines`; never the main engine). Each cycle must leave nothing behind.
 //!
 //! - **race** (odd cycles): three demo-app runnables are started at once and the environment
-//!   is closed after 0–300 ms (varied per cycle). Right after `close()` returns, and again
+//!   is closed after 0–900 ms (varied per cycle, from before the first start reaches the engine to after most are ready). Right after `close()` returns, and again
 //!   once every start has returned, the engine must hold nothing of the environment; each
 //!   start must succeed or fail with `EnvironmentClosed`.
 //! - **engine kill** (even cycles): on the private engine, the same bring-up is started and
-//!   `dockerd` is SIGKILLed after 0–300 ms; the starts and waits must fail (or have
+//!   `dockerd` is SIGKILLed after 0–900 ms; the starts and waits must fail (or have
 //!   succeeded) without hanging; the engine is restarted and `close()` must then leave
 //!   nothing on it.
 
@@ -85,7 +85,7 @@ pub async fn run(cycles: usize, bin: &Path) -> Res<FaultReport> {
         .map_err(|e| format!("the engine-kill cycles need a private dockerd (root): {e}"))?;
     let host = engine.docker_host();
     for index in 1..=cycles {
-        let delay = Duration::from_millis((index as u64 * 37) % 300);
+        let delay = Duration::from_millis((index as u64 * 137) % 900);
         let outcome = if index % 2 == 1 {
             report.race_cycles += 1;
             tokio::time::timeout(FAULT_CYCLE_TIMEOUT, race(index, delay, bin, &mut report)).await

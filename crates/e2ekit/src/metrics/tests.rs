@@ -903,3 +903,43 @@ async fn an_endless_metrics_page_is_read_only_up_to_the_limit() {
     );
     env.close().await;
 }
+
+#[tokio::test]
+async fn a_metric_wait_on_an_endpoint_that_never_answers_ends_at_its_deadline() {
+    // A paused container or a slowloris endpoint: connections are accepted, nothing answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = silent.local_addr().expect("addr");
+    let held = tokio::spawn(async move {
+        let mut open = Vec::new();
+        while let Ok((stream, _)) = silent.accept().await {
+            open.push(stream);
+        }
+    });
+    let fake = FakeEngine::new();
+    let env = fake_env(&fake, "fk-m-silent").await;
+    fake.script("silent:metrics", Script::new().serve(8080, addr));
+    let runnable = env
+        .runnable("silent")
+        .with_ports([("http", 8080)])
+        .init(StartOptions::new("silent:metrics"))
+        .expect("defined");
+    let app = Instrumented::new(runnable, "http").expect("instrumented");
+    app.start().await.expect("started");
+    let waiting = tokio::spawn({
+        let app = app.clone();
+        async move { app.wait_sum_metrics_with(equals(1.0), ["up"], quick()).await }
+    });
+    // A hang guard, not a timing check: one unbounded fetch alone takes 5 s, so a wait that
+    // bounds each fetch by the 100 ms left has long ended when this expires.
+    let outcome = tokio::time::timeout(Duration::from_millis(2500), waiting).await;
+    let err = outcome
+        .expect("the wait must end near its 100 ms deadline, not after a 5 s fetch")
+        .expect("wait task")
+        .expect_err("nothing ever answered");
+    let f = wait_failure(err);
+    assert_eq!(f.last_values, None);
+    held.abort();
+    env.close().await;
+}
