@@ -929,7 +929,10 @@ async fn a_metric_wait_on_an_endpoint_that_never_answers_ends_at_its_deadline() 
     app.start().await.expect("started");
     let waiting = tokio::spawn({
         let app = app.clone();
-        async move { app.wait_sum_metrics_with(equals(1.0), ["up"], quick()).await }
+        async move {
+            app.wait_sum_metrics_with(equals(1.0), ["up"], quick())
+                .await
+        }
     });
     // A hang guard, not a timing check: one unbounded fetch alone takes 5 s, so a wait that
     // bounds each fetch by the 100 ms left has long ended when this expires.
