@@ -51,6 +51,7 @@
 //   error, wait -> spec -> host -> engine -> env -> metrics -> prometheus
 //   -> monitoring, profiling -> db -> interactive, sweep, bin
 pub mod error;
+mod runtime;
 mod wait;
 
 mod spec;
@@ -78,7 +79,7 @@ pub use engine::{Engine, ExecOutput};
 pub use env::{
     cargo_bin, containerize, start_and_wait_ready, AsRunnable, Containerized, Environment,
     EnvironmentBuilder, EnvironmentListener, ExecOptions, FutureRunnable, Runnable,
-    RunnableBuilder,
+    RunnableBuilder, Shared,
 };
 pub use error::{Error, LogTail, MetricsWaitFailure, Result};
 pub use host::{labels, HostImage};
@@ -127,7 +128,7 @@ pub mod prelude {
     pub use crate::engine::{Engine, ExecOutput};
     pub use crate::env::{
         cargo_bin, containerize, start_and_wait_ready, AsRunnable, Environment, EnvironmentBuilder,
-        EnvironmentListener, ExecOptions, FutureRunnable, Runnable, RunnableBuilder,
+        EnvironmentListener, ExecOptions, FutureRunnable, Runnable, RunnableBuilder, Shared,
     };
     pub use crate::error::{Error, Result};
     pub use crate::host::HostImage;

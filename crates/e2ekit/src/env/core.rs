@@ -32,6 +32,10 @@ pub(crate) type Closer = Box<dyn FnOnce() + Send>;
 pub(crate) struct EnvCore {
     pub name: String,
     pub backend: Arc<dyn Backend>,
+    /// A second connection to the same engine for the long watches that run on e2ekit's
+    /// runtime (exit waits, output, usage): its pooled connections are never ones a caller's
+    /// runtime opened, so a watch does not break when a caller's runtime goes away.
+    pub background: Arc<dyn Backend>,
     pub network: NetworkInfo,
     pub shared_dir: PathBuf,
     pub volumes: Vec<crate::spec::Mount>,

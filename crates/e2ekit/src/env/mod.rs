@@ -21,6 +21,7 @@ pub(crate) mod image;
 mod output;
 pub(crate) mod ready;
 pub(crate) mod runnable;
+mod shared;
 pub(crate) mod sweep;
 #[cfg(test)]
 pub(crate) mod tests;
@@ -39,6 +40,9 @@ use crate::host::{labels, naming};
 use crate::spec::start::check_cpus;
 use crate::spec::Mount;
 
+/// Most environments one process may hold open under one derived name.
+const MAX_ORDINAL: usize = 1000;
+
 /// How long an explicit [`Environment::close`] waits for starts in flight: longer than one
 /// engine call may take, so their containers exist when the environment is removed.
 const CLOSE_WAITS_FOR_WORK: std::time::Duration = std::time::Duration::from_secs(90);
@@ -51,6 +55,7 @@ pub use image::{cargo_bin, containerize, Containerized};
 pub use runnable::{
     start_and_wait_ready, AsRunnable, ExecOptions, FutureRunnable, Runnable, RunnableBuilder,
 };
+pub use shared::Shared;
 
 /// Told about the running runnables whenever one starts or stops (monitoring uses this to
 /// keep its scrape targets current).
@@ -287,13 +292,38 @@ impl EnvironmentBuilder {
         verbose: bool,
     ) -> Result<Environment> {
         let name = naming::avoid_reserved(name, explicit, backend.reserved_names())?;
-        let shared_dir = sweep::shared_dir_for(&name)?;
         // Held before the sweep, so this process's sweeps never take our resources for an
-        // orphan's; released when the environment closes (or this build fails).
-        let open_name = sweep::OpenName::hold(&name).ok_or_else(|| Error::EnvironmentInUse {
-            env: name.clone(),
-            owner: format!("this process ({})", labels::owner()),
-        })?;
+        // orphan's; released when the environment closes (or this build fails). An explicit
+        // name open here is an error; a derived one (a helper called twice in one test, tests
+        // in tokio::spawn) takes the next free ordinal: `name`, `name-2`, ...
+        let (name, open_name) = if explicit {
+            let held = sweep::OpenName::hold(&name);
+            match held {
+                Some(held) => (name, held),
+                None => {
+                    return Err(Error::EnvironmentInUse {
+                        owner: format!("this process ({})", labels::owner()),
+                        env: name,
+                    })
+                }
+            }
+        } else {
+            (1..=MAX_ORDINAL)
+                .map(|n| naming::nth(&name, n))
+                .find_map(|candidate| {
+                    let held = sweep::OpenName::hold(&candidate)?;
+                    Some((candidate, held))
+                })
+                .ok_or_else(|| Error::EnvironmentInUse {
+                    env: name.clone(),
+                    owner: format!(
+                        "this process ({}), which holds {MAX_ORDINAL} environments derived from this name",
+                        labels::owner()
+                    ),
+                })?
+        };
+        let background = backend.reconnect().await?;
+        let shared_dir = sweep::shared_dir_for(&name)?;
         if let Err(e) = sweep::remove_orphans_with(backend.as_ref()).await {
             tracing::warn!(error = %e.report(), "could not remove orphaned environments");
         }
@@ -338,6 +368,7 @@ impl EnvironmentBuilder {
             .map_err(|e| Error::Unexpected(format!("building the HTTP client failed: {e}")))?;
         let core = Arc::new(EnvCore {
             name,
+            background,
             backend,
             network,
             shared_dir,

@@ -65,7 +65,8 @@ pub(crate) fn spawn_log_pump(
     recent: Arc<RecentLines>,
 ) {
     let mut stream = backend.follow_logs(id);
-    tokio::spawn(async move {
+    // On e2ekit's runtime: output keeps flowing after the starting runtime is gone.
+    crate::runtime::spawn(async move {
         while let Some(item) = stream.next().await {
             let line = match item {
                 Ok(line) => line,

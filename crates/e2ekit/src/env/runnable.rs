@@ -551,7 +551,7 @@ impl Runnable {
         let recent = Arc::new(RecentLines::new(LOG_TAIL_LINES));
         let (exit_tx, exit_rx) = watch::channel(started.exited.map(Ended::Exited));
         spawn_log_pump(
-            core.backend.clone(),
+            core.background.clone(),
             &started.id,
             name.clone(),
             log_probes,
@@ -559,10 +559,12 @@ impl Runnable {
             recent.clone(),
         );
         if started.exited.is_none() {
-            let backend = core.backend.clone();
+            let backend = core.background.clone();
             let id = started.id.clone();
             let weak = Arc::downgrade(&self.inner);
-            tokio::spawn(async move {
+            // On e2ekit's runtime: a crash is noticed even after the runtime that started
+            // the runnable is gone (an environment shared between tests).
+            crate::runtime::spawn(async move {
                 loop {
                     let ended = match backend.wait_exit(&id).await {
                         Ok(status) => Ended::Exited(status),

@@ -104,29 +104,77 @@ fn binary_name(stem: &str) -> &str {
     }
 }
 
+/// Characters of the binary's name kept when a derived name must be cut.
+const BINARY_KEEP: usize = 8;
+
 /// Builds a valid environment name from a binary stem and a test (thread) name.
 pub(crate) fn derive(binary_stem: &str, test: Option<&str>) -> String {
+    let binary = binary_name(binary_stem);
+    let test = test.filter(|t| *t != "main" && !t.is_empty());
     let raw = match test {
-        Some(t) if t != "main" && !t.is_empty() => {
-            format!("{}-{}", binary_name(binary_stem), t)
-        }
-        _ => binary_name(binary_stem).to_string(),
+        Some(t) => format!("{binary}-{t}"),
+        None => binary.to_string(),
     };
     let mut name = sanitize(&raw);
     if name.is_empty() {
         name = "e2ekit".to_string();
     }
     if name.len() > MAX_ENV_NAME {
-        // Keep the readable tail (the test function) and make the whole unique with a hash.
+        // Keep the head so `docker ps` says where the environment comes from: the binary
+        // (at most BINARY_KEEP characters), the module path, the start of the test's name;
+        // a hash of it all keeps names apart.
         let hash = format!("{:08x}", stable_hash(&raw) as u32);
         let keep = MAX_ENV_NAME - hash.len() - 1;
-        let tail = &name[name.len().saturating_sub(keep)..];
-        name = format!("{}-{hash}", tail.trim_start_matches('-'));
+        let binary = sanitize(binary);
+        let short_binary = binary[..binary.len().min(BINARY_KEEP)].trim_end_matches('-');
+        let rest = test.map(sanitize).unwrap_or_default();
+        let readable = if rest.is_empty() {
+            short_binary.to_string()
+        } else {
+            format!("{short_binary}-{rest}")
+        };
+        let head = readable[..readable.len().min(keep)].trim_end_matches('-');
+        name = format!("{head}-{hash}");
     }
     name
 }
 
-/// The name of the calling test: libtest names each test's thread after the test path.
+/// The `n`th name for environments derived from `base` in one process (`n` from 1): `base`
+/// itself, then `base-2`, `base-3`, ... cut to fit [`MAX_ENV_NAME`]. Stable across runs, so
+/// the leftovers of a killed run are found by the same test's next run.
+pub(crate) fn nth(base: &str, n: usize) -> String {
+    if n <= 1 {
+        return base.to_string();
+    }
+    let suffix = format!("-{n}");
+    let keep = base.len().min(MAX_ENV_NAME - suffix.len());
+    format!("{}{suffix}", base[..keep].trim_end_matches('-'))
+}
+
+/// Whether a thread name is a runtime's worker rather than a test: libtest names each test's
+/// thread after the test's path, while `tokio::spawn` on a multi-thread runtime runs on
+/// `tokio-runtime-worker` threads (and other runtimes name theirs alike).
+fn is_worker_thread(name: &str) -> bool {
+    name.contains("worker") || name.starts_with("tokio-") || name.starts_with("e2ekit-")
+}
+
+/// The test this process runs alone, from libtest's arguments (`--exact <name>`, as nextest
+/// runs every test in its own process).
+fn test_from_args(args: &[String]) -> Option<&str> {
+    let exact = args.iter().any(|a| a == "--exact");
+    let names: Vec<&str> = args
+        .iter()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .map(String::as_str)
+        .collect();
+    (exact && names.len() == 1).then(|| names[0])
+}
+
+/// The name of the calling test: libtest names each test's thread after the test path. On a
+/// runtime's worker thread (inside `tokio::spawn` on a multi-thread runtime), the test named
+/// on the command line (nextest runs one test per process) or else the binary alone; the
+/// environment then gets an ordinal if that name is already open in this process.
 pub(crate) fn derive_from_current_test() -> String {
     let exe = std::env::current_exe().ok();
     let stem = exe
@@ -134,7 +182,14 @@ pub(crate) fn derive_from_current_test() -> String {
         .and_then(|p| p.file_stem())
         .and_then(|s| s.to_str())
         .unwrap_or("e2ekit");
-    derive(stem, std::thread::current().name())
+    let thread = std::thread::current();
+    match thread.name() {
+        Some(name) if is_worker_thread(name) => {
+            let args: Vec<String> = std::env::args().collect();
+            derive(stem, test_from_args(&args))
+        }
+        name => derive(stem, name),
+    }
 }
 
 #[cfg(test)]
@@ -161,7 +216,48 @@ mod tests {
         );
         assert!(long.len() <= MAX_ENV_NAME, "{long}");
         validate_env_name(&long).unwrap();
-        assert!(long.contains("descriptive-name"));
+        assert!(
+            long.starts_with("some-rea-module-submodule-a-tes"),
+            "the binary and module path stay readable: {long}"
+        );
+        assert_ne!(
+            long,
+            derive(
+                "some_really_long_test_binary-0123456789abcdef",
+                Some("module::submodule::a_test_with_a_very_long_descriptive_other")
+            ),
+            "the hash tells apart names with the same head"
+        );
+    }
+
+    #[test]
+    fn ordinals_keep_names_valid_stable_and_distinct() {
+        assert_eq!(nth("engine-t", 1), "engine-t");
+        assert_eq!(nth("engine-t", 2), "engine-t-2");
+        let full = "x".repeat(MAX_ENV_NAME);
+        let second = nth(&full, 2);
+        assert_eq!(second.len(), MAX_ENV_NAME);
+        assert!(second.ends_with("-2"));
+        validate_env_name(&second).unwrap();
+        assert_ne!(nth(&full, 2), nth(&full, 3));
+    }
+
+    #[test]
+    fn worker_threads_take_the_test_from_the_command_line_or_the_binary() {
+        assert!(is_worker_thread("tokio-runtime-worker"));
+        assert!(is_worker_thread("tokio-rt-worker"));
+        assert!(!is_worker_thread("faults::a_test"));
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            test_from_args(&args(&["bin", "--exact", "mod::t", "--nocapture"])),
+            Some("mod::t")
+        );
+        assert_eq!(
+            test_from_args(&args(&["bin", "mod::t"])),
+            None,
+            "a filter, not one test"
+        );
+        assert_eq!(test_from_args(&args(&["bin"])), None);
     }
 
     #[test]

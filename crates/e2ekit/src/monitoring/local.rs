@@ -29,15 +29,18 @@ pub(crate) struct LocalServer {
 /// Binds on all interfaces: containers reach the host through the network gateway, which is
 /// not loopback.
 pub(crate) async fn start(local: LocalMetrics, usage: UsageTable) -> Result<LocalServer> {
-    let listener = TcpListener::bind(("0.0.0.0", 0))
+    // Bound and served on e2ekit's runtime: a socket belongs to the runtime that opened it,
+    // and monitoring must keep answering after the runtime that started it is gone.
+    let listener = crate::runtime::spawn(async { TcpListener::bind(("0.0.0.0", 0)).await })
         .await
+        .map_err(|e| Error::Unexpected(format!("the scrape listener task failed: {e}")))?
         .map_err(|e| Error::io("listening for Prometheus scrapes", e))?;
     let addr = listener
         .local_addr()
         .map_err(|e| Error::io("reading the scrape listener address", e))?;
     let (tx, rx) = watch::channel(0u64);
     let tx = Arc::new(tx);
-    let task = tokio::spawn(async move {
+    let task = crate::runtime::spawn(async move {
         loop {
             let Ok((sock, _)) = listener.accept().await else {
                 continue;

@@ -249,8 +249,8 @@ pub async fn start_with(env: &Environment, options: MonitoringOptions) -> Result
         targets,
         usage: options
             .container_metrics
-            .then(|| (table.clone(), tokio::runtime::Handle::current())),
-        backend: env.core().backend.clone(),
+            .then(|| (table.clone(), crate::runtime::handle())),
+        backend: env.core().background.clone(),
     };
     env.add_listener(Arc::new(watcher));
     if let Some(image) = &options.cadvisor {

@@ -17,6 +17,7 @@ mod output;
 mod probes;
 mod profiling;
 mod remote;
+mod workflow;
 // The README's scenario verbatim, in the README's layout (checked by tests/readme_sync.rs).
 #[rustfmt::skip]
 mod readme;

@@ -118,7 +118,7 @@ impl Liveness {
         if start_pinger {
             // A verdict from an earlier silence is stale: the engine may be back.
             self.shared.verdict.send_replace(None);
-            tokio::spawn(ping_while_guarded(self.shared.clone()));
+            crate::runtime::spawn(ping_while_guarded(self.shared.clone()));
         }
         Guarded {
             shared: self.shared.clone(),
