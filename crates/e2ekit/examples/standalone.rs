@@ -92,9 +92,11 @@ async fn main() -> Result<()> {
     } else {
         None
     };
-    let mut all: Vec<&dyn AsRunnable> = replicas.iter().map(|r| r as &dyn AsRunnable).collect();
-    all.push(&loadgen);
+    // Replicas first: a load generator started beside them would see refused requests
+    // until each replica is ready.
+    let all: Vec<&dyn AsRunnable> = replicas.iter().map(|r| r as &dyn AsRunnable).collect();
     start_and_wait_ready(&all).await?;
+    start_and_wait_ready(&[&loadgen]).await?;
     let started = SystemTime::now();
 
     println!("\nEnvironment {:?} is up:", env.name());

@@ -18,7 +18,14 @@
 //! let mc = db::memcached(&env, "mc-1", db::Options::new().image("memcached:1.6.29"))?;
 //! start_and_wait_ready(&[&prom, &etcd, &mc]).await?;
 //!
-//! prom.wait_sum_metrics(greater(0.0), ["prometheus_tsdb_head_samples_appended_total"]).await?;
+//! // Since Prometheus 2.40 this counter appears only with the first sample: wait for it to
+//! // appear rather than fail at once because it is missing.
+//! prom.wait_sum_metrics_with(
+//!     greater(0.0),
+//!     ["prometheus_tsdb_head_samples_appended_total"],
+//!     MetricsOptions::new().wait_missing_metrics(),
+//! )
+//! .await?;
 //! println!("memcached at {}", mc.endpoint(db::ACCESS_PORT)?);
 //! # Ok(()) }
 //! ```

@@ -451,6 +451,53 @@ fn no_instances() -> Error {
     )
 }
 
+/// One look at the replicas of a composite.
+enum Replicas {
+    /// Every replica answered alike: their sums, or the error they share.
+    Seen(Result<Vec<f64>>),
+    /// Some replicas expose the metrics and others do not (yet): one restarting or starting.
+    NotAllReady(Error),
+}
+
+/// Looks at each replica on its own. A replica that does not expose the metrics, is not
+/// running or does not answer while others do is taken as starting, not as a failure of the
+/// whole wait; the wait fails on it only if the deadline passes. Errors no wait can fix
+/// (a bad matcher) end it at once.
+async fn replica_sums(
+    instances: &[Instrumented],
+    names: &[String],
+    options: &MetricsOptions,
+    fetch_limit: Duration,
+) -> Replicas {
+    let looks = instances
+        .iter()
+        .map(|i| sums_of(std::slice::from_ref(i), names, options, fetch_limit));
+    let mut total = vec![0.0; names.len()];
+    let mut answered = 0;
+    let mut first_error = None;
+    for result in futures_util::future::join_all(looks).await {
+        match result {
+            Ok(sums) => {
+                answered += 1;
+                for (t, s) in total.iter_mut().zip(sums) {
+                    *t += s;
+                }
+            }
+            Err(e @ (Error::InvalidMatcher { .. } | Error::InvalidArgument(_))) => {
+                return Replicas::Seen(Err(e))
+            }
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    match first_error {
+        None => Replicas::Seen(Ok(total)),
+        Some(e) if answered == 0 => Replicas::Seen(Err(e)),
+        Some(e) => Replicas::NotAllReady(e),
+    }
+}
+
 /// What one look at the metrics means for a wait.
 enum Look {
     Done,
@@ -479,15 +526,27 @@ async fn poll(
         poll.attempt();
         let limit = poll.remaining().clamp(MIN_FETCH, FETCH_TIMEOUT);
         let seen = match look {
-            Looking::Sums => sums_of(instances, names, options, limit).await,
-            Looking::Everywhere => everywhere(instances, names, options, limit).await,
+            Looking::Sums if instances.len() > 1 => {
+                match replica_sums(instances, names, options, limit).await {
+                    Replicas::Seen(seen) => Some(seen),
+                    // A replica that is (re)starting: not a verdict on the whole yet.
+                    Replicas::NotAllReady(e) => {
+                        last_error = Some(e.report());
+                        None
+                    }
+                }
+            }
+            Looking::Sums => Some(sums_of(instances, names, options, limit).await),
+            Looking::Everywhere => Some(everywhere(instances, names, options, limit).await),
         };
-        match judge(seen) {
-            Look::Done => return Ok(()),
-            Look::Fail(e) => return Err(e),
-            Look::Again { values, error } => {
-                last_values = values.or(last_values);
-                last_error = error.or(last_error);
+        if let Some(seen) = seen {
+            match judge(seen) {
+                Look::Done => return Ok(()),
+                Look::Fail(e) => return Err(e),
+                Look::Again { values, error } => {
+                    last_values = values.or(last_values);
+                    last_error = error.or(last_error);
+                }
             }
         }
         let Some(pause) = poll.next_pause() else {

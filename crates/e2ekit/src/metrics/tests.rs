@@ -552,6 +552,51 @@ async fn composite_instrumented_sums_across_instances() {
 }
 
 #[tokio::test]
+async fn a_composite_wait_waits_for_a_replica_that_does_not_expose_the_metric_yet() {
+    let fake = FakeEngine::new();
+    let env = fake_env(&fake, "fk-m-comp-starting").await;
+    let (a, _server_a) = serving(&fake, &env, "a", "served_total 4\n").await;
+    // A replica that just restarted: up, but its counter is not registered yet.
+    let (b, server_b) = serving(&fake, &env, "b", "other 1\n").await;
+    let both = CompositeInstrumented::new([a, b.clone()]);
+    let waiting = both.clone();
+    after_change(&server_b, "served_total 6\n", async move {
+        waiting
+            .wait_sum_metrics_with(
+                greater_or_equal(10.0),
+                ["served_total"],
+                MetricsOptions::new(),
+            )
+            .await
+    })
+    .await
+    .expect("4 + 6 once b exposes it; b's missing counter must not fail the wait");
+
+    // A replica being restarted (not running for a moment) does not fail the wait either.
+    b.runnable().stop().await.expect("stopped");
+    let waiting = both.clone();
+    let task = tokio::spawn(async move {
+        waiting
+            .wait_sum_metrics_with(
+                greater_or_equal(10.0),
+                ["served_total"],
+                MetricsOptions::new(),
+            )
+            .await
+    });
+    b.runnable().start().await.expect("started again");
+    task.await.expect("task").expect("sums once b is back");
+
+    // Missing on every replica is still an immediate, clear error.
+    let err = both
+        .wait_sum_metrics_with(equals(1.0), ["never_exposed_total"], MetricsOptions::new())
+        .await
+        .expect_err("no replica exposes it");
+    assert!(matches!(err, Error::MetricMissing { .. }), "{err}");
+    env.close().await;
+}
+
+#[tokio::test]
 async fn composite_wait_removed_metric_ends_when_no_instance_exposes_it() {
     let fake = FakeEngine::new();
     let env = fake_env(&fake, "fk-m-comp-removed").await;

@@ -391,6 +391,8 @@ fn draw_panel(
         .build_cartesian_2d(0.0..x.end, y.clone())
         .map_err(draw_err)?;
 
+    let x_tick = |v: &f64| fmt_tick_in("", *v);
+    let y_tick = |v: &f64| fmt_tick_in(&panel.unit, *v);
     let mut mesh = chart.configure_mesh();
     mesh.bold_line_style(RGBColor(0xdd, 0xdd, 0xdd))
         .light_line_style(RGBColor(0xf2, 0xf2, 0xf2))
@@ -399,8 +401,8 @@ fn draw_panel(
     if let Some(family) = font {
         mesh.label_style((family, 12))
             .axis_desc_style((family, 13))
-            .x_label_formatter(&fmt_tick)
-            .y_label_formatter(&fmt_tick);
+            .x_label_formatter(&x_tick)
+            .y_label_formatter(&y_tick);
         if bottom {
             mesh.x_desc(x.desc());
         }
@@ -480,18 +482,55 @@ fn draw_panel(
     Ok(())
 }
 
-/// Tick labels: plain decimals with at most three places, scientific notation far from 1.
-fn fmt_tick(v: &f64) -> String {
-    let v = *v;
+/// Tick labels in human units: plain decimals (at most three places) near 1, SI prefixes
+/// (`1.5k`, `25M`, `300µ`) away from it, and binary prefixes (`23.8Mi`) when the panel's
+/// unit is bytes, so a memory axis reads `24Mi`, not `2.50e7`.
+fn fmt_tick_in(unit: &str, v: f64) -> String {
     let a = v.abs();
     if a < 1e-12 {
         return "0".to_string();
     }
-    if !(1e-3..1e5).contains(&a) {
-        return format!("{v:.2e}");
-    }
-    let s = format!("{v:.3}");
-    let s = s.trim_end_matches('0').trim_end_matches('.');
+    let bytes = matches!(unit.to_ascii_lowercase().as_str(), "bytes" | "byte" | "b");
+    let (scaled, prefix) = if bytes {
+        const BINARY: [&str; 6] = ["", "Ki", "Mi", "Gi", "Ti", "Pi"];
+        let mut i = 0;
+        let mut x = v;
+        while x.abs() >= 1024.0 && i + 1 < BINARY.len() {
+            x /= 1024.0;
+            i += 1;
+        }
+        (x, BINARY[i])
+    } else {
+        const UP: [&str; 6] = ["", "k", "M", "G", "T", "P"];
+        const DOWN: [&str; 5] = ["", "m", "µ", "n", "p"];
+        if a >= 1e4 {
+            let i = ((a.log10() / 3.0).floor() as usize).min(UP.len() - 1);
+            (v / 1e3f64.powi(i as i32), UP[i])
+        } else if a < 1e-2 {
+            let i = ((-a.log10() / 3.0).ceil() as usize).min(DOWN.len() - 1);
+            (v * 1e3f64.powi(i as i32), DOWN[i])
+        } else {
+            (v, "")
+        }
+    };
+    format!("{}{prefix}", plain(scaled))
+}
+
+/// At most three significant decimals, no trailing zeros.
+fn plain(v: f64) -> String {
+    let places = if v.abs() >= 100.0 {
+        0
+    } else if v.abs() >= 10.0 {
+        1
+    } else {
+        3
+    };
+    let s = format!("{v:.places$}");
+    let s = if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.')
+    } else {
+        &s
+    };
     if s == "-0" {
         "0".to_string()
     } else {
@@ -851,12 +890,18 @@ mod tests {
         assert_eq!(colors.len(), 40);
         assert!(!colors.contains(&[255, 255, 255]));
 
-        assert_eq!(fmt_tick(&0.0), "0");
-        assert_eq!(fmt_tick(&1.5), "1.5");
-        assert_eq!(fmt_tick(&20.0), "20");
-        assert_eq!(fmt_tick(&-0.25), "-0.25");
-        assert_eq!(fmt_tick(&123_456.0), "1.23e5");
-        assert_eq!(fmt_tick(&0.000_12), "1.20e-4");
+        assert_eq!(fmt_tick_in("", 0.0), "0");
+        assert_eq!(fmt_tick_in("", 1.5), "1.5");
+        assert_eq!(fmt_tick_in("", 20.0), "20");
+        assert_eq!(fmt_tick_in("", -0.25), "-0.25");
+        assert_eq!(fmt_tick_in("req/s", 1500.0), "1500");
+        assert_eq!(fmt_tick_in("req/s", 123_456.0), "123k");
+        assert_eq!(fmt_tick_in("", 25_000_000.0), "25M");
+        assert_eq!(fmt_tick_in("cores", 0.000_12), "120µ");
+        assert_eq!(fmt_tick_in("cores", 0.005), "5m");
+        assert_eq!(fmt_tick_in("bytes", 25_000_000.0), "23.8Mi");
+        assert_eq!(fmt_tick_in("bytes", 512.0), "512");
+        assert_eq!(fmt_tick_in("bytes", 3.0 * 1024.0 * 1024.0 * 1024.0), "3Gi");
         assert_eq!(utc(0.0), "1970-01-01 00:00:00 UTC");
         assert_eq!(utc(951_782_400.5), "2000-02-29 00:00:00 UTC");
         assert_eq!(utc(-1.0), "1969-12-31 23:59:59 UTC");

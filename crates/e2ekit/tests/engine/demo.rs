@@ -44,6 +44,19 @@ fn the_standalone_demo_runs_end_to_end() {
             .any(|l| l.starts_with("requests: app-1 ") && l.contains("app-3")),
         "a live request-rate line for every replica:\n{text}"
     );
+    // The load generator starts once every replica is ready: not one refused request.
+    let load: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("loadgen: load requests="))
+        .collect();
+    assert!(
+        !load.is_empty(),
+        "the load generator reports its requests:\n{text}"
+    );
+    assert!(
+        load.iter().all(|l| l.contains(" error=0")),
+        "requests failed during the demo: {load:#?}"
+    );
     let png = std::fs::read(&chart).expect("the chart is written");
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "not a PNG");
     let decoder = png::Decoder::new(std::io::Cursor::new(&png));
