@@ -3,7 +3,7 @@
 //!
 //! e2ekit needs no registry: every image the tests and the demo run is built from files on
 //! this host. A few come from Debian packages (busybox for shells and `httpd`, Prometheus,
-//! etcd, memcached, a font for chart text). These commands check for them, install what is
+//! its Alertmanager, Pushgateway and node exporter, etcd, memcached, a font for chart text). These commands check for them, install what is
 //! missing with `apt-get` (saying what and why, using `sudo` when not root), then run the demo
 //! or the tests. Without `apt-get` they say exactly what to install instead.
 
@@ -42,6 +42,24 @@ const MEMCACHED: Need = Need {
     package: "memcached",
     why: "the catalog's memcached test",
     service: Some("memcached"),
+};
+const ALERTMANAGER: Need = Need {
+    path: "/usr/bin/prometheus-alertmanager",
+    package: "prometheus-alertmanager",
+    why: "the catalog's Alertmanager test (packed by HostImage::debian_package)",
+    service: Some("prometheus-alertmanager"),
+};
+const PUSHGATEWAY: Need = Need {
+    path: "/usr/bin/prometheus-pushgateway",
+    package: "prometheus-pushgateway",
+    why: "the catalog's Pushgateway test",
+    service: Some("prometheus-pushgateway"),
+};
+const NODE_EXPORTER: Need = Need {
+    path: "/usr/bin/prometheus-node-exporter",
+    package: "prometheus-node-exporter",
+    why: "the catalog's node exporter test",
+    service: Some("prometheus-node-exporter"),
 };
 const FONT: Need = Need {
     path: "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
@@ -88,7 +106,16 @@ fn demo(args: &[String]) -> Result<(), String> {
 
 fn test(args: &[String]) -> Result<(), String> {
     check_engine()?;
-    ensure(&[BUSYBOX, PROMETHEUS, ETCD, MEMCACHED, FONT])?;
+    ensure(&[
+        BUSYBOX,
+        PROMETHEUS,
+        ETCD,
+        MEMCACHED,
+        ALERTMANAGER,
+        PUSHGATEWAY,
+        NODE_EXPORTER,
+        FONT,
+    ])?;
     let mut command = Command::new(cargo());
     command.arg("test");
     if args.is_empty() {

@@ -12,6 +12,12 @@ pub use super::tracing_backend::JAEGER_IMAGE as JAEGER;
 pub use crate::profiling::PARCA_IMAGE as PARCA;
 pub use crate::prometheus::image::DEFAULT_IMAGE as PROMETHEUS;
 
+/// Prometheus' Alertmanager.
+pub const ALERTMANAGER: &str = "quay.io/prometheus/alertmanager:v0.27.0";
+/// Prometheus' Pushgateway.
+pub const PUSHGATEWAY: &str = "quay.io/prometheus/pushgateway:v1.9.0";
+/// Prometheus' node exporter.
+pub const NODE_EXPORTER: &str = "quay.io/prometheus/node-exporter:v1.8.2";
 /// Consul (HashiCorp's image; the old `consul` library image is no longer published).
 pub const CONSUL: &str = "hashicorp/consul:1.19.2";
 /// etcd.

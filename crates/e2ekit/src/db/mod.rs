@@ -47,6 +47,14 @@
 //! | [`thanos_querier`], [`thanos_sidecar`], [`thanos_store`] | `quay.io/thanos/thanos` | [`Observable`] |
 //! | [`jaeger`] | `jaegertracing/all-in-one` | [`Instrumented`](crate::Instrumented) on `"admin"` |
 //! | [`parca`] | `ghcr.io/parca-dev/parca` | [`Parca`] (instrumented) |
+//! | [`alertmanager`] | `quay.io/prometheus/alertmanager` | [`Instrumented`](crate::Instrumented) |
+//! | [`pushgateway`] | `quay.io/prometheus/pushgateway` | [`Instrumented`](crate::Instrumented) |
+//! | [`node_exporter`] | `quay.io/prometheus/node-exporter` | [`Instrumented`](crate::Instrumented) |
+//! | [`exporter`] | yours | [`Instrumented`](crate::Instrumented) |
+//!
+//! Without registry access, [`HostImage::debian_package`](crate::HostImage::debian_package)
+//! packs an installed Debian package into an image (link its binary where the official image
+//! has it: `.symlink("/bin/alertmanager", "/usr/bin/prometheus-alertmanager")`).
 
 mod azurite;
 #[cfg(feature = "tls")]
@@ -54,6 +62,7 @@ mod certs;
 #[cfg(not(feature = "tls"))]
 #[path = "certs_disabled.rs"]
 mod certs;
+mod exporters;
 pub mod images;
 mod minio;
 mod parca;
@@ -71,12 +80,14 @@ use crate::wait::WaitPolicy;
 
 pub use crate::profiling::{Observable, Parca};
 pub use crate::prometheus::config::{
-    target_groups, FileSdConfig, GlobalConfig, PrometheusConfig, ScrapeConfig, StaticConfig,
+    target_groups, AlertingConfig, AlertmanagersConfig, FileSdConfig, GlobalConfig,
+    PrometheusConfig, RemoteWriteConfig, ScrapeConfig, StaticConfig,
 };
 pub use crate::prometheus::server::Prometheus;
 pub use azurite::{azurite, azurite_writer, AZURITE_DEV_CONNECTION_STRING};
 #[cfg(feature = "tls")]
 pub use certs::Certificates;
+pub use exporters::{alertmanager, exporter, node_exporter, pushgateway, ALERTMANAGER_CONFIG};
 pub use minio::{minio, MINIO_ACCESS_KEY, MINIO_SECRET_KEY};
 pub use parca::parca;
 pub use prometheus::prometheus;

@@ -8,6 +8,7 @@
 //! ```
 
 pub(crate) mod browser;
+mod debian;
 pub(crate) mod fs;
 pub(crate) mod http;
 pub mod labels;

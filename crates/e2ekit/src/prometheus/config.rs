@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-/// A Prometheus configuration: global settings and scrape jobs. Anything else Prometheus
-/// accepts (rule files, remote write...) goes through [`PrometheusConfig::extra`].
+/// A Prometheus configuration: global settings, scrape jobs, rule files, the Alertmanagers
+/// alerts go to and remote-write targets. Anything else Prometheus accepts goes through
+/// [`PrometheusConfig::extra`].
 ///
 /// It is written as JSON, which YAML parsers (Prometheus' included) read as YAML.
 ///
@@ -28,6 +29,15 @@ pub struct PrometheusConfig {
     pub global: GlobalConfig,
     /// The scrape jobs.
     pub scrape_configs: Vec<ScrapeConfig>,
+    /// Files of recording and alerting rules (paths as the server sees them).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub rule_files: Vec<String>,
+    /// Where alerts go.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alerting: Option<AlertingConfig>,
+    /// Remote-write targets.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub remote_write: Vec<RemoteWriteConfig>,
     /// Other top-level sections, as JSON values.
     #[serde(flatten)]
     pub extra: BTreeMap<String, serde_json::Value>,
@@ -50,6 +60,33 @@ pub struct GlobalConfig {
     pub external_labels: BTreeMap<String, String>,
 }
 
+/// The `alerting` section: the Alertmanagers that receive alerts.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct AlertingConfig {
+    /// The Alertmanagers.
+    pub alertmanagers: Vec<AlertmanagersConfig>,
+}
+
+/// A group of Alertmanagers (one entry of `alerting.alertmanagers`).
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct AlertmanagersConfig {
+    /// Their `host:port` addresses.
+    pub static_configs: Vec<StaticConfig>,
+    /// Other settings (`timeout`, `path_prefix`...), as JSON values.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
+/// One remote-write target.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct RemoteWriteConfig {
+    /// The receiver's URL (`http://vm:8428/api/v1/write`).
+    pub url: String,
+    /// Other settings (`queue_config`, `write_relabel_configs`...), as JSON values.
+    #[serde(flatten)]
+    pub extra: BTreeMap<String, serde_json::Value>,
+}
+
 /// One scrape job.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct ScrapeConfig {
@@ -67,6 +104,9 @@ pub struct ScrapeConfig {
     /// `http` or `https`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scheme: Option<String>,
+    /// Keep the labels of scraped series over the target's (a Pushgateway's `job`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub honor_labels: Option<bool>,
     /// Static targets.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub static_configs: Vec<StaticConfig>,
@@ -144,7 +184,36 @@ impl PrometheusConfig {
         self
     }
 
-    /// Sets another top-level section (`"rule_files"`, `json!(["/rules.yml"])`).
+    /// Adds a rule file (a path the server can read, e.g. in its runnable's directory).
+    pub fn rule_file(mut self, path: impl Into<String>) -> Self {
+        self.rule_files.push(path.into());
+        self
+    }
+
+    /// Sends alerts to the Alertmanager at `target` (`host:port`, e.g. the
+    /// `internal_endpoint` of [`db::alertmanager`](crate::db::alertmanager)).
+    pub fn alertmanager(mut self, target: impl Into<String>) -> Self {
+        let alerting = self.alerting.get_or_insert_with(AlertingConfig::default);
+        alerting.alertmanagers.push(AlertmanagersConfig {
+            static_configs: vec![StaticConfig {
+                targets: vec![target.into()],
+                labels: BTreeMap::new(),
+            }],
+            extra: BTreeMap::new(),
+        });
+        self
+    }
+
+    /// Also writes every sample to `url` (Prometheus' remote-write protocol).
+    pub fn remote_write(mut self, url: impl Into<String>) -> Self {
+        self.remote_write.push(RemoteWriteConfig {
+            url: url.into(),
+            extra: BTreeMap::new(),
+        });
+        self
+    }
+
+    /// Sets another top-level section (`"storage"`, `json!({...})`).
     pub fn extra(mut self, key: impl Into<String>, value: serde_json::Value) -> Self {
         self.extra.insert(key.into(), value);
         self
@@ -175,6 +244,13 @@ impl ScrapeConfig {
     /// Sets the scrape timeout.
     pub fn timeout(mut self, timeout: impl Into<String>) -> Self {
         self.scrape_timeout = Some(timeout.into());
+        self
+    }
+
+    /// Keeps the scraped series' own labels (`job`, `instance`) over the target's: what a
+    /// job scraping a Pushgateway needs.
+    pub fn honor_labels(mut self) -> Self {
+        self.honor_labels = Some(true);
         self
     }
 
@@ -238,6 +314,32 @@ pub(crate) fn duration(d: Duration) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn rules_alerting_and_remote_write_are_typed() {
+        let config = super::PrometheusConfig::new()
+            .evaluation_interval("1s")
+            .rule_file("/d/rules.yml")
+            .alertmanager("env-am:9093")
+            .remote_write("http://vm:8428/api/v1/write")
+            .scrape(
+                super::ScrapeConfig::new("pgw")
+                    .honor_labels()
+                    .target("pgw:9091"),
+            );
+        let v: serde_json::Value = serde_json::from_str(&config.to_yaml()).expect("json");
+        assert_eq!(v["global"]["evaluation_interval"], "1s");
+        assert_eq!(v["rule_files"][0], "/d/rules.yml");
+        assert_eq!(
+            v["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"][0],
+            "env-am:9093"
+        );
+        assert_eq!(v["remote_write"][0]["url"], "http://vm:8428/api/v1/write");
+        assert_eq!(v["scrape_configs"][0]["honor_labels"], true);
+        let empty: serde_json::Value =
+            serde_json::from_str(&super::PrometheusConfig::new().to_yaml()).expect("json");
+        assert!(empty.get("alerting").is_none() && empty.get("rule_files").is_none());
+    }
+
     use super::*;
 
     #[test]

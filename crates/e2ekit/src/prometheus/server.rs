@@ -6,7 +6,8 @@
 //!   both have `/bin/prometheus`), entrypoint disabled.
 //! - Flags: `--config.file=<dir>/prometheus.yml`, `--storage.tsdb.path=<dir>/`,
 //!   `--storage.tsdb.max-block-duration=2h` (no compaction: runs are short), `--log.level=info`,
-//!   `--web.listen-address=:9090`; callers override or add flags.
+//!   `--web.listen-address=:9090`, `--rules.alert.resend-delay=1s` (an alert fired before
+//!   the Alertmanager was discovered is sent again at once); callers override or add flags.
 //! - Port `"http"` (9090); ready when `/-/ready` answers; runs as the host user, so the TSDB
 //!   it writes into its directory stays removable by the test process.
 //!
@@ -46,6 +47,9 @@ pub(crate) fn start_options(dir: &Path, base: StartOptions, overrides: &Flags) -
         .with("--storage.tsdb.max-block-duration", "2h")
         .with("--log.level", "info")
         .with("--web.listen-address", format!(":{PORT}"))
+        // Alerts dropped before the Alertmanager was discovered are sent again within a
+        // second, not after the default minute.
+        .with("--rules.alert.resend-delay", "1s")
         .merge(overrides);
     base.command(
         Command::new("prometheus")
@@ -234,6 +238,7 @@ mod tests {
                 "--storage.tsdb.max-block-duration=2h",
                 "--log.level=info",
                 "--web.listen-address=:9090",
+                "--rules.alert.resend-delay=1s",
             ]
         );
         assert!(options.user.is_some(), "runs as the host user");

@@ -6,6 +6,7 @@ mod catalog;
 mod common;
 mod crash_safety;
 mod demo;
+mod ecosystem;
 mod environment;
 mod faults;
 mod images;
