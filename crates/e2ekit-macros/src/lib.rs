@@ -19,7 +19,7 @@ use syn::punctuated::Punctuated;
 use syn::spanned::Spanned;
 use syn::{Expr, ExprLit, FnArg, ItemFn, Lit, MetaNameValue, ReturnType, Token, Type};
 
-/// Runs an async test on an environment named after the test; see `e2ekit::test`.
+// Documented where e2ekit re-exports it (`e2ekit::test`).
 #[proc_macro_attribute]
 pub fn test(
     args: proc_macro::TokenStream,
@@ -273,11 +273,19 @@ fn expand(args: TokenStream, item: TokenStream) -> syn::Result<TokenStream> {
     // error spans are the user's own); the test calls it with the environment.
     let inner_sig = &sig;
     let test_attr = quote_spanned!(sig.fn_token.span()=> #[::core::prelude::v1::test]);
+    // A return type the runner does not take is reported on the return type.
+    let check_outcome = match &sig.output {
+        ReturnType::Type(_, ty) => {
+            quote_spanned!(ty.span()=> #krate::__private::check_outcome::<#ty>();)
+        }
+        ReturnType::Default => quote!(),
+    };
     Ok(quote! {
         #test_attr
         #(#attrs)*
         #vis fn #ident() -> ::core::result::Result<(), #krate::__private::TestFailure> {
             #inner_sig #block
+            #check_outcome
             #krate::__private::run_test(
                 #krate::__private::TestSpec {
                     module_path: ::core::module_path!(),
@@ -322,6 +330,11 @@ mod tests {
         assert!(out.contains(":: e2ekit :: __private :: run_test"), "{out}");
         assert!(out.contains("function : \"passes\""), "{out}");
         assert!(out.contains("Flavor :: CurrentThread"), "{out}");
+        // The return type is checked where the user wrote it.
+        assert!(
+            out.contains("check_outcome :: < e2ekit :: Result < () > > ()"),
+            "{out}"
+        );
     }
 
     #[test]

@@ -79,7 +79,7 @@ mod testing;
 /// Support for what `#[e2ekit::test]` expands to; not an API.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::testing::{run_test, Flavor, TestFailure, TestOutcome, TestSpec};
+    pub use crate::testing::{check_outcome, run_test, Flavor, TestFailure, TestOutcome, TestSpec};
 }
 
 /// Runs an async test on its own environment: `#[e2ekit::test]`.

@@ -79,7 +79,7 @@ impl fmt::Display for TestFailure {
 /// What an `#[e2ekit::test]` function may return: nothing, or `e2ekit::Result<()>`.
 #[diagnostic::on_unimplemented(
     message = "an #[e2ekit::test] function returns `e2ekit::Result<()>` or nothing, not `{Self}`",
-    label = "the test's body has this type"
+    label = "the test returns this type"
 )]
 pub trait TestOutcome {
     /// The outcome as a result.
@@ -97,6 +97,9 @@ impl TestOutcome for Result<()> {
         self
     }
 }
+
+/// Fails to compile, on the test's return type, unless a test may return `T`.
+pub fn check_outcome<T: TestOutcome>() {}
 
 /// Runs one `#[e2ekit::test]`: builds its runtime and its environment, runs `test` with the
 /// environment, and then:
