@@ -49,7 +49,7 @@
 // Layers, bottom to top; a module imports only from layers below it (checked by
 // `.ci/check-layers`, explained in ARCHITECTURE.md):
 //   error, wait -> spec -> host -> engine -> env -> metrics -> prometheus
-//   -> monitoring, profiling -> db -> interactive, sweep, bin
+//   -> monitoring, profiling -> db -> interactive, sweep, blocking, testing, bin
 pub mod error;
 mod runtime;
 mod wait;
@@ -72,8 +72,75 @@ pub mod profiling;
 
 pub mod db;
 
+pub mod blocking;
 pub mod interactive;
 pub mod sweep;
+mod testing;
+
+/// Support for what `#[e2ekit::test]` expands to; not an API.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::testing::{check_outcome, run_test, Flavor, TestFailure, TestOutcome, TestSpec};
+}
+
+/// Runs an async test on its own environment: `#[e2ekit::test]`.
+///
+/// The test takes the environment as its one argument and returns `e2ekit::Result<()>` or
+/// nothing. The attribute builds a Tokio runtime (current-thread; options below), an
+/// environment named after the test's full path, runs the test, and then:
+///
+/// - the test returns `Ok` (or nothing): the environment is closed; nothing is left.
+/// - the test returns `Err`: the error's full report is printed and the test fails; the
+///   environment is closed, or with `E2EKIT_KEEP_ON_FAILURE=1` kept, with each runnable's
+///   address and the command that removes it printed.
+/// - the test panics: the same, through the environment's drop guard.
+///
+/// ```no_run
+/// use e2ekit::prelude::*;
+///
+/// #[e2ekit::test]
+/// async fn backend_answers(env: Environment) -> e2ekit::Result<()> {
+///     // env.name() == "mycrate-tests-backend-answers" for mycrate::tests::backend_answers
+///     let app = env.runnable("app").with_ports([("http", 8080)]).init(
+///         StartOptions::new("e2ekit/demo-app")
+///             .command(Command::new("/bin/demo-app").args(["--listen", ":8080"]))
+///             .readiness(HttpProbe::new("http", "/ready")),
+///     )?;
+///     app.start().await?;
+///     app.wait_ready().await?;
+///     Ok(()) // closed after the test
+/// }
+///
+/// #[e2ekit::test(flavor = "multi_thread", worker_threads = 2, name = "my-scenario")]
+/// async fn on_two_workers(env: Environment) {
+///     assert_eq!(env.name(), "my-scenario");
+/// }
+/// # fn main() {}
+/// ```
+///
+/// **Options** (all optional): `flavor = "current_thread"` (default) or `"multi_thread"`,
+/// `worker_threads = N` (multi-thread only; default one per core), as for `#[tokio::test]`;
+/// `name = "..."`, an explicit environment name; `crate = "path"`, where e2ekit is when it was
+/// renamed in `Cargo.toml`.
+///
+/// **The environment's name** is the test's full path (`module_path!()` and the function:
+/// `mycrate::tests::backend_answers`), lowercased, each run of other characters made one `-`:
+/// `mycrate-tests-backend-answers`. Longer than 40 characters, it keeps the function name and
+/// as much of the module path as fits, and ends in six hex digits of a stable hash of the full
+/// path: `my_crate::integration::storage::replication::survives_partition` becomes
+/// `my-crate-integ-survives-partition-` and the hash. The name is the same on every run, so
+/// leftovers of a killed run are found and removed.
+///
+/// **Wrong signatures** are compile errors that point at the offending part and say what is
+/// expected. A test with no environment is refused: use `#[tokio::test]` there. Plain
+/// `#[tokio::test]` with `Environment::new()` keeps working, but it cannot keep the
+/// environment when the test fails by returning `Err` (only on panic); this attribute can.
+///
+/// Import the attribute by path (`#[e2ekit::test]`). `use e2ekit::*` would bring `test` into
+/// scope beside the built-in `#[test]`, which the compiler then calls ambiguous; import
+/// `e2ekit::prelude::*` instead, which does not contain it.
+#[doc(inline)]
+pub use e2ekit_macros::test;
 
 pub use engine::{Engine, ExecOutput};
 pub use env::{

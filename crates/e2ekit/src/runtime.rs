@@ -1,6 +1,7 @@
 //! The runtime e2ekit owns for work that must outlive the caller's runtime.
 //!
-//! Exit watchers, log pumps and the engine liveness pinger are spawned here, not on the
+//! Exit watchers, log pumps and the engine liveness pinger are spawned here (and
+//! `e2ekit::blocking` drives its calls here), not on the
 //! runtime of whoever started the runnable: an environment kept in a `static` and used by many
 //! `#[tokio::test]`s (each with its own runtime, dropped when its test ends) still notices a
 //! crash, prints its runnables' output and feeds their log probes after the runtime that
@@ -22,7 +23,8 @@ use std::sync::OnceLock;
 use tokio::runtime::{Handle, Runtime};
 use tokio::task::JoinHandle;
 
-fn owned() -> Option<&'static Runtime> {
+/// e2ekit's runtime, unless it could not be started.
+pub(crate) fn owned() -> Option<&'static Runtime> {
     static RUNTIME: OnceLock<Option<Runtime>> = OnceLock::new();
     RUNTIME
         .get_or_init(|| {

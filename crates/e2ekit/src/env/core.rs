@@ -45,6 +45,8 @@ pub(crate) struct EnvCore {
     pub(crate) closed: AtomicBool,
     /// The engine confirmed the removal of every container and the network.
     pub(crate) removed: AtomicBool,
+    /// Kept for inspection (keep-on-failure): nothing closes it any more in this process.
+    pub(crate) kept: AtomicBool,
     /// Serialises closes (an explicit one and the drop guard's, a retry after a failure).
     pub(crate) closing: tokio::sync::Mutex<()>,
     /// Engine work that creates containers holds this shared while it runs; close takes it
@@ -257,8 +259,17 @@ pub(crate) fn keep_on_failure() -> bool {
 }
 
 impl EnvCore {
-    /// Marks the environment as kept (so sweeps spare it) and prints how to reach and remove it.
+    /// Whether the environment was kept for inspection.
+    pub(crate) fn is_kept(&self) -> bool {
+        self.kept.load(Ordering::Acquire)
+    }
+
+    /// Marks the environment as kept (so sweeps spare it, and the drop guard leaves it) and
+    /// prints how to reach and remove it. Only the first call prints.
     pub(crate) fn keep_for_inspection(&self) {
+        if self.kept.swap(true, Ordering::AcqRel) {
+            return;
+        }
         let _ = std::fs::write(self.shared_dir.join(sweep::KEPT_MARKER), labels::owner());
         let mut text = format!(
             "\ne2ekit: E2EKIT_KEEP_ON_FAILURE is set; environment {:?} is kept for inspection.\n",

@@ -80,7 +80,7 @@ struct DropGuard {
 
 impl Drop for DropGuard {
     fn drop(&mut self) {
-        if self.core.is_removed() {
+        if self.core.is_removed() || self.core.is_kept() {
             return;
         }
         if std::thread::panicking() && keep_on_failure() {
@@ -379,6 +379,7 @@ impl EnvironmentBuilder {
             open_name,
             closed: AtomicBool::new(false),
             removed: AtomicBool::new(false),
+            kept: AtomicBool::new(false),
             closing: tokio::sync::Mutex::new(()),
             in_flight: tokio::sync::RwLock::new(()),
             close_gave_up: AtomicBool::new(false),

@@ -2,6 +2,7 @@
 //! from host files (see `common`); nothing is pulled. A missing prerequisite fails loudly.
 
 mod bad_input;
+mod blocking;
 mod catalog;
 mod common;
 mod crash_safety;
@@ -12,6 +13,7 @@ mod faults;
 mod images;
 mod interactive;
 mod lifecycle;
+mod macro_test;
 mod metrics;
 mod monitoring;
 mod output;
