@@ -37,9 +37,14 @@ fn get(addr: &str, path: &str) -> u16 {
 
 #[test]
 fn the_readme_scenario_runs_from_a_plain_test() -> e2ekit::Result<()> {
-    let env = Environment::new()?; // named after this test, from its thread
-                                   // Derived as the async API derives it: the binary and the test path, cut at the front.
-    assert!(env.name().contains("from-a-plain-test"), "{}", env.name());
+    // Named after this test, from its thread, as the async API names it: the binary, the
+    // module path and the start of the test's name (plus a hash when cut).
+    let env = Environment::new()?;
+    assert!(
+        env.name().starts_with("engine-blocking-the-readme"),
+        "{}",
+        env.name()
+    );
     assert!(env.shared_dir().is_dir());
     let image = demo_app_image(&env)?;
 
