@@ -344,6 +344,67 @@ mod tests {
             .expect("labelled network");
     }
 
+    #[test]
+    fn a_foreign_leftover_is_stale_only_when_every_resource_is_known_to_be_old() {
+        let day = FOREIGN_STALE_AFTER.as_secs();
+        let now = 10 * day;
+        let old = Some(now - day - 1);
+        let fresh = Some(now - day + 60);
+        assert!(foreign_is_stale(&[old, old], now));
+        assert!(!foreign_is_stale(&[old, fresh], now), "one young resource");
+        assert!(!foreign_is_stale(&[old, None], now), "one of unknown age");
+        assert!(!foreign_is_stale(&[Some(now - day)], now), "exactly 24 h");
+        assert!(!foreign_is_stale(&[], now));
+        // A clock behind the label's time: not stale.
+        assert!(!foreign_is_stale(&[Some(now + 5)], now));
+    }
+
+    #[tokio::test]
+    async fn a_stale_foreign_leftover_is_swept_a_fresh_or_undated_one_stays() {
+        let fake = FakeEngine::new();
+        let tag = std::process::id();
+        let now = now_secs();
+        let foreign = |env: &str, created: Option<String>| {
+            let mut l = BTreeMap::from([
+                (labels::ENV.to_string(), env.to_string()),
+                (labels::OWNER.to_string(), "fk-other-host:1:1".to_string()),
+            ]);
+            if let Some(c) = created {
+                l.insert(labels::CREATED.to_string(), c);
+            }
+            l
+        };
+        let (old, fresh, undated) = (
+            format!("fk-foreign-old-{tag}"),
+            format!("fk-foreign-fresh-{tag}"),
+            format!("fk-foreign-undated-{tag}"),
+        );
+        let stamp = |secs| Some(labels::format_rfc3339(secs));
+        fake.create_network(&old, foreign(&old, stamp(now - 25 * 3600)))
+            .await
+            .expect("network");
+        fake.create_network(&fresh, foreign(&fresh, stamp(now - 3600)))
+            .await
+            .expect("network");
+        fake.create_network(&undated, foreign(&undated, None))
+            .await
+            .expect("network");
+        let states: BTreeMap<String, OwnerState> = list_with(&fake)
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|e| (e.name, e.state))
+            .collect();
+        assert_eq!(states[&old], OwnerState::Orphaned);
+        assert_eq!(states[&fresh], OwnerState::Alive);
+        assert_eq!(states[&undated], OwnerState::Alive);
+        let removed = remove_orphans_with(&fake).await.expect("sweep");
+        assert!(removed.contains(&old), "{removed:?}");
+        let mut left = fake.networks();
+        left.sort();
+        assert_eq!(left, [fresh, undated]);
+    }
+
     #[tokio::test]
     async fn one_unremovable_orphan_does_not_stop_the_sweep() {
         let fake = FakeEngine::new();

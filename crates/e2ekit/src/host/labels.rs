@@ -23,7 +23,8 @@ pub const CREATED: &str = "e2ekit.created";
 pub const HOST_IMAGE: &str = "e2ekit.host-image";
 
 /// This process's owner label (`host:pid:start-time`). Label resources you create by hand
-/// with it (and [`ENV`]) so sweeps know they are alive.
+/// with it (and [`ENV`], [`CREATED`]) so sweeps know they are alive; like the environment's
+/// own, they are removed by this process's reaper once the process is gone.
 pub fn owner() -> &'static str {
     static OWNER_ID: OnceLock<String> = OnceLock::new();
     OWNER_ID.get_or_init(|| {
