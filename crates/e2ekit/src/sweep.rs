@@ -1,8 +1,15 @@
 //! Finding and removing what killed test processes left on the engine.
 //!
-//! Every resource carries its environment's name and its owner (`host:pid:start-time`). An
-//! environment whose owner process is gone is an orphan; every new environment removes the
-//! orphans it finds, and the `e2ekit` command-line tool lists and removes them by hand.
+//! Every resource carries its environment's name, its owner (`host:pid:start-time`) and its
+//! creation time (`e2ekit.created`, RFC 3339 UTC). An environment whose owner process is gone
+//! is an orphan; so is one owned on another host whose resources are all older than
+//! [`FOREIGN_STALE_AFTER`] (that host's processes cannot be seen from here, so age decides).
+//! Every new environment removes the orphans it finds, and the `e2ekit` command-line tool
+//! lists and removes them by hand.
+//!
+//! Most orphans never wait for a sweep: each process's reaper removes its environments as soon
+//! as the process is gone, and SIGINT/SIGTERM close them before it exits. The sweep covers a
+//! reaper that could not start, and leftovers of other hosts.
 //!
 //! ```no_run
 //! # async fn demo() -> e2ekit::Result<()> {
@@ -20,7 +27,7 @@ use crate::engine::{Backend, Engine};
 use crate::env::sweep::{list_with, remove_orphans_with, remove_with};
 use crate::error::Result;
 
-pub use crate::env::sweep::{EnvironmentInfo, OwnerState};
+pub use crate::env::sweep::{EnvironmentInfo, OwnerState, FOREIGN_STALE_AFTER};
 
 async fn connect(docker_host: Option<&str>) -> Result<Arc<dyn Backend>> {
     Engine::docker_at(docker_host).connect().await

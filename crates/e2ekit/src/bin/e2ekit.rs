@@ -2,8 +2,9 @@
 //!
 //! ```text
 //! e2ekit ls                 environments, their owner state and resource counts
-//! e2ekit gc                 remove environments whose owner process is gone (kept and
-//!                           owner-less ones stay)
+//! e2ekit gc                 remove environments whose owner process is gone, or whose
+//!                           owner is on another host and whose resources are all older
+//!                           than 24 h (kept and owner-less ones stay)
 //! e2ekit gc --env NAME      remove one environment, whoever owns it
 //! e2ekit gc --all           remove every e2ekit environment, including kept and live ones
 //! e2ekit gc --images        remove images built from host files that no container uses

@@ -39,6 +39,7 @@ pub(crate) async fn remove_contents_as_root(
     let mut labels: BTreeMap<String, String> = BTreeMap::new();
     labels.insert(labels::ENV.to_string(), env.to_string());
     labels.insert(labels::OWNER.to_string(), labels::owner().to_string());
+    labels.insert(labels::CREATED.to_string(), labels::created_now());
     labels.insert(labels::RUNNABLE.to_string(), "e2ekit-cleanup".to_string());
     let spec = ContainerSpec {
         name: format!("{env}-e2ekit-cleanup"),

@@ -447,6 +447,7 @@ impl Backend for FakeEngine {
                 container: true,
                 env: c.spec.labels.get(labels::ENV)?.clone(),
                 owner: c.spec.labels.get(labels::OWNER).cloned(),
+                created: c.spec.labels.get(labels::CREATED).cloned(),
             })
         });
         let networks = s.networks.values().filter_map(|l| {
@@ -454,9 +455,29 @@ impl Backend for FakeEngine {
                 container: false,
                 env: l.get(labels::ENV)?.clone(),
                 owner: l.get(labels::OWNER).cloned(),
+                created: l.get(labels::CREATED).cloned(),
             })
         });
         Ok(containers.chain(networks).collect())
+    }
+
+    async fn remove_owned(&self, env: &str, owner: &str) -> Result<()> {
+        self.call("remove_owned", env)?;
+        let owned = |l: &BTreeMap<String, String>| {
+            l.get(labels::ENV).map(String::as_str) == Some(env)
+                && l.get(labels::OWNER).map(String::as_str) == Some(owner)
+        };
+        let ids: Vec<String> = lock(&self.state)
+            .containers
+            .iter()
+            .filter(|(_, c)| owned(&c.spec.labels))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &ids {
+            self.remove(id).await?;
+        }
+        lock(&self.state).networks.retain(|_, l| !owned(l));
+        Ok(())
     }
 
     async fn remove_environment(&self, env: &str, network: Option<&str>) -> Result<()> {

@@ -83,6 +83,15 @@ impl Engine {
         host.map_or_else(Self::docker, Self::docker_host)
     }
 
+    /// The endpoint this engine is reached at (`DOCKER_HOST` or the local socket when not
+    /// given), as a child process must be told to reach the same engine.
+    pub(crate) fn endpoint(&self) -> String {
+        match &self.kind {
+            EngineKind::DockerDefault => docker::engine_endpoint(),
+            EngineKind::Docker(host) => host.clone(),
+        }
+    }
+
     /// Connects and negotiates the API version.
     pub(crate) async fn connect(&self) -> Result<Arc<dyn Backend>> {
         match &self.kind {
@@ -213,6 +222,8 @@ pub(crate) struct Labelled {
     pub container: bool,
     pub env: String,
     pub owner: Option<String>,
+    /// Its `e2ekit.created` label, as found (not parsed).
+    pub created: Option<String>,
 }
 
 /// What a container engine must do for e2ekit.
@@ -241,6 +252,9 @@ pub(crate) trait Backend: Send + Sync + std::fmt::Debug {
     async fn list_labelled(&self) -> Result<Vec<Labelled>>;
     /// Remove everything labelled with the environment's name, concurrently.
     async fn remove_environment(&self, env: &str, network: Option<&str>) -> Result<()>;
+    /// Remove the containers and networks of `env` labelled with `owner`, and only those (the
+    /// reaper: a later owner may already have rebuilt the same name).
+    async fn remove_owned(&self, env: &str, owner: &str) -> Result<()>;
 
     /// Makes sure the image is present, pulling it when missing. `for_whom` names the runnable.
     async fn ensure_image(&self, image: &str, for_whom: &str) -> Result<()>;

@@ -291,6 +291,7 @@ pub(crate) fn env_labels(name: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
         (labels::ENV.to_string(), name.to_string()),
         (labels::OWNER.to_string(), labels::owner().to_string()),
+        (labels::CREATED.to_string(), labels::created_now()),
     ])
 }
 

@@ -20,8 +20,10 @@ pub(crate) mod core;
 pub(crate) mod image;
 mod output;
 pub(crate) mod ready;
+pub(crate) mod reaper;
 pub(crate) mod runnable;
 mod shared;
+pub(crate) mod signals;
 pub(crate) mod sweep;
 #[cfg(test)]
 pub(crate) mod tests;
@@ -278,7 +280,13 @@ impl EnvironmentBuilder {
             check_cpus(c).map_err(Error::InvalidArgument)?;
         }
         let backend: Arc<dyn Backend> = self.engine.connect().await?;
-        Self::build_on(backend, name, explicit, volumes, cpus, self.verbose).await
+        // Before anything is created: from here on, a kill of this process cannot leave
+        // anything behind (see env/reaper.rs and env/signals.rs).
+        reaper::ensure_for(&self.engine);
+        signals::install_once();
+        let env = Self::build_on(backend, name, explicit, volumes, cpus, self.verbose).await?;
+        signals::register(&env.core);
+        Ok(env)
     }
 
     /// The rest of [`EnvironmentBuilder::build`], on a connected engine (the unit tests give

@@ -16,12 +16,20 @@ pub(crate) const KEPT_MARKER: &str = ".e2ekit-kept";
 /// engine resources are gone.
 pub(crate) const OWNER_MARKER: &str = ".e2ekit-owner";
 
+/// How old a leftover of another host's process must be before a sweep takes it for stale:
+/// 24 hours, by its `e2ekit.created` label. This host cannot see that process, so only age
+/// tells; a scenario that runs longer than a day on a shared engine must not rely on other
+/// hosts' sweeps sparing it.
+pub const FOREIGN_STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
 /// Whether the owner of an environment is still around.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OwnerState {
-    /// A live process (or one on another host, which cannot be checked) owns it.
+    /// A live process owns it, or a process on another host that this host cannot check and
+    /// whose resources are younger than [`FOREIGN_STALE_AFTER`].
     Alive,
-    /// Its owner is gone: a leftover.
+    /// Its owner is gone (or, on another host, its resources are all older than
+    /// [`FOREIGN_STALE_AFTER`]): a leftover.
     Orphaned,
     /// Its owner is gone, but it was kept for inspection after a failure.
     Kept,
@@ -122,9 +130,31 @@ fn is_kept(name: &str) -> bool {
     shared_dir_for(name).is_ok_and(|d| d.join(KEPT_MARKER).exists())
 }
 
+/// Whether the resources of an environment owned on another host are stale: every one of
+/// them carries an `e2ekit.created` time (seconds since the epoch, `None` when missing or
+/// unreadable) older than [`FOREIGN_STALE_AFTER`] at `now`. A resource without a readable time
+/// (made by an older e2ekit, or by hand) keeps its environment: its age is unknown.
+pub(crate) fn foreign_is_stale(created: &[Option<u64>], now: u64) -> bool {
+    !created.is_empty()
+        && created
+            .iter()
+            .all(|c| c.is_some_and(|t| now.saturating_sub(t) > FOREIGN_STALE_AFTER.as_secs()))
+}
+
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 pub(crate) async fn list_with(backend: &dyn Backend) -> Result<Vec<EnvironmentInfo>> {
     let mut by_env: BTreeMap<String, EnvironmentInfo> = BTreeMap::new();
+    let mut created: BTreeMap<String, Vec<Option<u64>>> = BTreeMap::new();
     for r in backend.list_labelled().await? {
+        created
+            .entry(r.env.clone())
+            .or_default()
+            .push(r.created.as_deref().and_then(labels::parse_rfc3339));
         let info = by_env
             .entry(r.env.clone())
             .or_insert_with(|| EnvironmentInfo {
@@ -146,9 +176,14 @@ pub(crate) async fn list_with(backend: &dyn Backend) -> Result<Vec<EnvironmentIn
         }
     }
     let mut envs: Vec<EnvironmentInfo> = by_env.into_values().collect();
+    let now = now_secs();
     for env in &mut envs {
+        let stale = created
+            .get(&env.name)
+            .is_some_and(|c| foreign_is_stale(c, now));
         let alive = env.owners.iter().any(|o| {
-            (o == labels::owner() && is_open_here(&env.name)) || labels::is_other_live_owner(o)
+            (o == labels::owner() && is_open_here(&env.name))
+                || (labels::is_other_live_owner(o) && !(labels::is_foreign_owner(o) && stale))
         });
         env.state = if env.owners.is_empty() {
             OwnerState::Unknown
@@ -307,6 +342,67 @@ mod tests {
         fake.create_network(env, labels)
             .await
             .expect("labelled network");
+    }
+
+    #[test]
+    fn a_foreign_leftover_is_stale_only_when_every_resource_is_known_to_be_old() {
+        let day = FOREIGN_STALE_AFTER.as_secs();
+        let now = 10 * day;
+        let old = Some(now - day - 1);
+        let fresh = Some(now - day + 60);
+        assert!(foreign_is_stale(&[old, old], now));
+        assert!(!foreign_is_stale(&[old, fresh], now), "one young resource");
+        assert!(!foreign_is_stale(&[old, None], now), "one of unknown age");
+        assert!(!foreign_is_stale(&[Some(now - day)], now), "exactly 24 h");
+        assert!(!foreign_is_stale(&[], now));
+        // A clock behind the label's time: not stale.
+        assert!(!foreign_is_stale(&[Some(now + 5)], now));
+    }
+
+    #[tokio::test]
+    async fn a_stale_foreign_leftover_is_swept_a_fresh_or_undated_one_stays() {
+        let fake = FakeEngine::new();
+        let tag = std::process::id();
+        let now = now_secs();
+        let foreign = |env: &str, created: Option<String>| {
+            let mut l = BTreeMap::from([
+                (labels::ENV.to_string(), env.to_string()),
+                (labels::OWNER.to_string(), "fk-other-host:1:1".to_string()),
+            ]);
+            if let Some(c) = created {
+                l.insert(labels::CREATED.to_string(), c);
+            }
+            l
+        };
+        let (old, fresh, undated) = (
+            format!("fk-foreign-old-{tag}"),
+            format!("fk-foreign-fresh-{tag}"),
+            format!("fk-foreign-undated-{tag}"),
+        );
+        let stamp = |secs| Some(labels::format_rfc3339(secs));
+        fake.create_network(&old, foreign(&old, stamp(now - 25 * 3600)))
+            .await
+            .expect("network");
+        fake.create_network(&fresh, foreign(&fresh, stamp(now - 3600)))
+            .await
+            .expect("network");
+        fake.create_network(&undated, foreign(&undated, None))
+            .await
+            .expect("network");
+        let states: BTreeMap<String, OwnerState> = list_with(&fake)
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|e| (e.name, e.state))
+            .collect();
+        assert_eq!(states[&old], OwnerState::Orphaned);
+        assert_eq!(states[&fresh], OwnerState::Alive);
+        assert_eq!(states[&undated], OwnerState::Alive);
+        let removed = remove_orphans_with(&fake).await.expect("sweep");
+        assert!(removed.contains(&old), "{removed:?}");
+        let mut left = fake.networks();
+        left.sort();
+        assert_eq!(left, [fresh, undated]);
     }
 
     #[tokio::test]

@@ -19,6 +19,7 @@ mod monitoring;
 mod output;
 mod probes;
 mod profiling;
+mod reaper;
 mod remote;
 mod workflow;
 // The README's scenario verbatim, in the README's layout (checked by tests/readme_sync.rs).

@@ -106,7 +106,8 @@ fn engine_info(endpoint: &str) -> Arc<tokio::sync::OnceCell<EngineInfo>> {
         .clone()
 }
 
-fn engine_endpoint() -> String {
+/// `DOCKER_HOST`, else the platform's default socket.
+pub(crate) fn engine_endpoint() -> String {
     std::env::var("DOCKER_HOST").unwrap_or_else(|_| calls::default_endpoint().to_string())
 }
 
@@ -264,6 +265,10 @@ impl Backend for DockerBackend {
 
     async fn remove_environment(&self, env: &str, network: Option<&str>) -> Result<()> {
         self.remove_environment(env, network).await
+    }
+
+    async fn remove_owned(&self, env: &str, owner: &str) -> Result<()> {
+        self.remove_owned(env, owner).await
     }
 
     async fn ensure_image(&self, image: &str, for_whom: &str) -> Result<()> {

@@ -25,7 +25,7 @@ impl DockerBackend {
 
     pub(super) async fn find_environment(&self, env: &str) -> Result<Leftovers> {
         let (containers, networks) = self
-            .list_with_label(format!("{}={env}", labels::ENV))
+            .list_with_label(vec![format!("{}={env}", labels::ENV)])
             .await?;
         let mut found = Leftovers::default();
         for c in containers {
@@ -46,13 +46,14 @@ impl DockerBackend {
     }
 
     pub(super) async fn list_labelled(&self) -> Result<Vec<Labelled>> {
-        let (containers, networks) = self.list_with_label(labels::ENV.to_string()).await?;
+        let (containers, networks) = self.list_with_label(vec![labels::ENV.to_string()]).await?;
         let entry = |container: bool, labels: Option<&HashMap<String, String>>| {
             let labels = labels?;
             Some(Labelled {
                 container,
                 env: labels.get(labels::ENV)?.clone(),
                 owner: labels.get(labels::OWNER).cloned(),
+                created: labels.get(labels::CREATED).cloned(),
             })
         };
         Ok(containers
@@ -85,15 +86,40 @@ impl DockerBackend {
         first_error.map_or(Ok(()), Err)
     }
 
-    /// Containers (running or not) and networks carrying `label` (`key` or `key=value`).
+    /// Removes the containers and networks of `env` that carry `owner`'s label, and nothing
+    /// else (a process of the same name's next run may own the rest).
+    pub(super) async fn remove_owned(&self, env: &str, owner: &str) -> Result<()> {
+        let (containers, networks) = self
+            .list_with_label(vec![
+                format!("{}={env}", labels::ENV),
+                format!("{}={owner}", labels::OWNER),
+            ])
+            .await?;
+        let removals = containers
+            .iter()
+            .filter_map(|c| c.id.as_deref())
+            .map(|id| self.remove(id));
+        let results = futures_util::future::join_all(removals).await;
+        let mut first_error = results.into_iter().find_map(|r| r.err());
+        for n in networks.iter().filter_map(|n| n.id.as_deref()) {
+            if let Err(e) = self.remove_network(n).await {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Containers (running or not) and networks carrying every one of `labels` (`key` or
+    /// `key=value`).
     async fn list_with_label(
         &self,
-        label: String,
+        labels: Vec<String>,
     ) -> Result<(
         Vec<bollard::models::ContainerSummary>,
         Vec<bollard::models::Network>,
     )> {
-        let filters = HashMap::from([("label".to_string(), vec![label.clone()])]);
+        let label = labels.join(",");
+        let filters = HashMap::from([("label".to_string(), labels)]);
         let containers = within(
             || format!("listing containers labelled {label}"),
             CALL_TIMEOUT,
