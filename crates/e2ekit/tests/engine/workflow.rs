@@ -149,3 +149,53 @@ fn a_shared_setup_notices_a_crash_after_the_runtime_that_started_it_is_gone() {
     });
     assert_eq!(common::leftovers("e2ekit-shared-setup"), (0, 0));
 }
+
+/// Run by the next test in a child process: a shared setup in a `static`, never closed, and
+/// a normal exit.
+#[tokio::test]
+#[ignore = "a child of a_shared_setup_is_removed_when_its_process_exits"]
+async fn child_leaves_a_shared_setup() -> Result<()> {
+    static SETUP: Shared<(Environment, Runnable)> = Shared::new();
+    let (env, app) = SETUP
+        .get_or_try_init(|| async {
+            let env = Environment::builder()
+                .name("e2ekit-shared-exit")
+                .build()
+                .await?;
+            let app = sleeper(&env, "app").await?;
+            app.start().await?;
+            Ok((env, app))
+        })
+        .await?;
+    assert!(app.is_running());
+    println!("shared dir: {}", env.shared_dir().display());
+    Ok(())
+}
+
+#[test]
+fn a_shared_setup_is_removed_when_its_process_exits() {
+    let out = common::child_command("workflow::child_leaves_a_shared_setup", &[])
+        .arg("--ignored")
+        .output()
+        .expect("run the child test");
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "the child failed:\n{text}");
+    let dir = text
+        .lines()
+        .find_map(|l| l.split("shared dir: ").nth(1))
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| panic!("no shared dir in:\n{text}"));
+    // The process is gone; its reaper removes what the static kept (a hang guard of 10 s,
+    // the bound, with no later environment built).
+    let mut left = common::leftovers("e2ekit-shared-exit");
+    for _ in 0..100 {
+        if left == (0, 0) && !dir.exists() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+        left = common::leftovers("e2ekit-shared-exit");
+    }
+    assert_eq!(left, (0, 0), "the shared setup outlived its process");
+    assert!(!dir.exists(), "{} is left", dir.display());
+}
