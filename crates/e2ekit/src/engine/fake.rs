@@ -163,6 +163,8 @@ struct FakeState {
     holds: BTreeMap<String, Arc<Notify>>,
     /// Set by [`FakeEngine::die`]: every call fails with this message from then on.
     dead: Option<String>,
+    /// Owner -> time of its latest heartbeat.
+    heartbeats: BTreeMap<String, u64>,
     next_id: u64,
 }
 
@@ -234,6 +236,11 @@ impl FakeEngine {
     pub(crate) fn die(&self, message: &str) {
         lock(&self.state).dead = Some(message.to_string());
         self.death.notify_waiters();
+    }
+
+    /// Records a heartbeat of `owner` at `at` (Unix seconds), as another host's reaper would.
+    pub(crate) fn heartbeat_at(&self, owner: &str, at: u64) {
+        lock(&self.state).heartbeats.insert(owner.to_string(), at);
     }
 
     /// Brings a dead engine back (the containers as they were).
@@ -437,6 +444,22 @@ impl Backend for FakeEngine {
         found.owners.sort();
         found.owners.dedup();
         Ok(found)
+    }
+
+    async fn heartbeat(&self, owner: &str) -> Result<()> {
+        self.call("heartbeat", owner)?;
+        let now = labels::now_secs();
+        lock(&self.state).heartbeats.insert(owner.to_string(), now);
+        Ok(())
+    }
+
+    async fn heartbeats(&self) -> Result<BTreeMap<String, u64>> {
+        Ok(lock(&self.state).heartbeats.clone())
+    }
+
+    async fn end_heartbeat(&self, owner: &str) -> Result<()> {
+        lock(&self.state).heartbeats.remove(owner);
+        Ok(())
     }
 
     async fn list_labelled(&self) -> Result<Vec<Labelled>> {

@@ -250,6 +250,13 @@ pub(crate) trait Backend: Send + Sync + std::fmt::Debug {
     async fn find_environment(&self, env: &str) -> Result<Leftovers>;
     /// Every container and network carrying e2ekit's environment label.
     async fn list_labelled(&self) -> Result<Vec<Labelled>>;
+    /// Records that `owner` is alive now (a tiny labelled volume that replaces the last one),
+    /// for sweeps that cannot check its process (another host's).
+    async fn heartbeat(&self, owner: &str) -> Result<()>;
+    /// The time (Unix seconds) of each owner's latest heartbeat.
+    async fn heartbeats(&self) -> Result<BTreeMap<String, u64>>;
+    /// Removes `owner`'s heartbeats.
+    async fn end_heartbeat(&self, owner: &str) -> Result<()>;
     /// Remove everything labelled with the environment's name, concurrently.
     async fn remove_environment(&self, env: &str, network: Option<&str>) -> Result<()>;
     /// Remove the containers and networks of `env` labelled with `owner`, and only those (the

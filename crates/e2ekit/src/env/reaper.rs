@@ -249,6 +249,7 @@ fn run_reaper(owner: &str, endpoint: Option<&str>) -> i32 {
             return 1;
         }
     }
+    start_heartbeat(owner, endpoint);
     let mut stdin = std::io::stdin();
     let mut buf = [0u8; 64];
     loop {
@@ -317,6 +318,37 @@ fn run_reaper(owner: &str, endpoint: Option<&str>) -> i32 {
     }
 }
 
+/// Records on the engine, now and every [`sweep::HEARTBEAT_EVERY`], that the owner is alive,
+/// so sweeps on other hosts (which cannot see this process) spare its environments however
+/// long it runs. On a thread of its own: the reaper's main thread blocks on stdin.
+fn start_heartbeat(owner: &str, endpoint: Option<&str>) {
+    let owner = owner.to_string();
+    let engine = Engine::docker_at(endpoint);
+    let started = std::thread::Builder::new()
+        .name("e2ekit-heartbeat".into())
+        .spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                log("cannot build a runtime for heartbeats; other hosts see only the 24 h rule");
+                return;
+            };
+            runtime.block_on(async {
+                loop {
+                    let beat = async { engine.connect().await?.heartbeat(&owner).await };
+                    if let Err(e) = beat.await {
+                        log(format_args!("heartbeat failed: {}", e.report()));
+                    }
+                    tokio::time::sleep(sweep::HEARTBEAT_EVERY).await;
+                }
+            });
+        });
+    if let Err(e) = started {
+        log(format_args!("cannot start the heartbeat thread: {e}"));
+    }
+}
+
 /// A local engine whose socket file no longer exists: it was torn down, not just slow.
 fn engine_socket_gone(endpoint: &str) -> bool {
     endpoint
@@ -328,6 +360,10 @@ fn engine_socket_gone(endpoint: &str) -> bool {
 /// directories. Returns the names removed.
 async fn reap_once(engine: &Engine, owner: &str) -> Result<Vec<String>> {
     let backend = engine.connect().await?;
+    // The owner is gone: it stops beating first, so no sweep takes it for alive meanwhile.
+    if let Err(e) = backend.end_heartbeat(owner).await {
+        log(format_args!("removing the heartbeat: {}", e.report()));
+    }
     let mut names: Vec<String> = backend
         .list_labelled()
         .await?

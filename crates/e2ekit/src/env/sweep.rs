@@ -17,10 +17,22 @@ pub(crate) const KEPT_MARKER: &str = ".e2ekit-kept";
 pub(crate) const OWNER_MARKER: &str = ".e2ekit-owner";
 
 /// How old a leftover of another host's process must be before a sweep takes it for stale:
-/// 24 hours, by its `e2ekit.created` label. This host cannot see that process, so only age
-/// tells; a scenario that runs longer than a day on a shared engine must not rely on other
-/// hosts' sweeps sparing it.
+/// 24 hours, by its `e2ekit.created` label, unless its owner shows it is alive. This host
+/// cannot see that process; its reaper records a heartbeat on the engine every
+/// [`HEARTBEAT_EVERY`], and a heartbeat younger than [`HEARTBEAT_FRESH`] keeps the owner's
+/// environments however old they are.
 pub const FOREIGN_STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+/// How often a reaper records that its owner is alive.
+pub const HEARTBEAT_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// How recent an owner's last heartbeat must be to count as alive (three beats).
+pub const HEARTBEAT_FRESH: std::time::Duration = std::time::Duration::from_secs(3 * 3600);
+
+/// Whether an owner's latest heartbeat (Unix seconds) shows it alive at `now`.
+pub(crate) fn heartbeat_is_fresh(beat: Option<u64>, now: u64) -> bool {
+    beat.is_some_and(|b| now.saturating_sub(b) < HEARTBEAT_FRESH.as_secs())
+}
 
 /// Whether the owner of an environment is still around.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,9 +154,7 @@ pub(crate) fn foreign_is_stale(created: &[Option<u64>], now: u64) -> bool {
 }
 
 fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    labels::now_secs()
 }
 
 pub(crate) async fn list_with(backend: &dyn Backend) -> Result<Vec<EnvironmentInfo>> {
@@ -177,13 +187,28 @@ pub(crate) async fn list_with(backend: &dyn Backend) -> Result<Vec<EnvironmentIn
     }
     let mut envs: Vec<EnvironmentInfo> = by_env.into_values().collect();
     let now = now_secs();
+    // Only owners on other hosts need them; a failure to list them must not stop a sweep
+    // (without them, the 24 h rule alone applies).
+    let beats = if envs
+        .iter()
+        .any(|e| e.owners.iter().any(|o| labels::is_foreign_owner(o)))
+    {
+        backend.heartbeats().await.unwrap_or_else(|e| {
+            tracing::warn!(error = %e.report(), "could not list owners' heartbeats");
+            BTreeMap::new()
+        })
+    } else {
+        BTreeMap::new()
+    };
     for env in &mut envs {
         let stale = created
             .get(&env.name)
             .is_some_and(|c| foreign_is_stale(c, now));
         let alive = env.owners.iter().any(|o| {
+            let beating = heartbeat_is_fresh(beats.get(o).copied(), now);
             (o == labels::owner() && is_open_here(&env.name))
-                || (labels::is_other_live_owner(o) && !(labels::is_foreign_owner(o) && stale))
+                || (labels::is_other_live_owner(o)
+                    && !(labels::is_foreign_owner(o) && stale && !beating))
         });
         env.state = if env.owners.is_empty() {
             OwnerState::Unknown
@@ -229,6 +254,23 @@ pub(crate) async fn remove_orphans_with(backend: &dyn Backend) -> Result<Vec<Str
                     error = %e.report(),
                     "could not remove an orphaned environment; the sweep goes on"
                 ),
+            }
+        }
+    }
+    // Heartbeats of owners that are gone: another host's that stopped beating a day ago, or
+    // this host's whose process ended without its reaper removing them.
+    if let Ok(beats) = backend.heartbeats().await {
+        let now = now_secs();
+        for (owner, beat) in beats {
+            let gone = if labels::is_foreign_owner(&owner) {
+                now.saturating_sub(beat) > FOREIGN_STALE_AFTER.as_secs()
+            } else {
+                owner != labels::owner() && !labels::is_other_live_owner(&owner)
+            };
+            if gone {
+                if let Err(e) = backend.end_heartbeat(&owner).await {
+                    tracing::warn!(%owner, error = %e.report(), "could not remove a stale heartbeat");
+                }
             }
         }
     }
@@ -403,6 +445,66 @@ mod tests {
         let mut left = fake.networks();
         left.sort();
         assert_eq!(left, [fresh, undated]);
+    }
+
+    #[tokio::test]
+    async fn an_old_foreign_leftover_whose_owner_still_beats_stays() {
+        let fake = FakeEngine::new();
+        let tag = std::process::id();
+        let now = now_secs();
+        let day_old = Some(labels::format_rfc3339(now - 25 * 3600));
+        let leftover = |env: &str, owner: &str| {
+            BTreeMap::from([
+                (labels::ENV.to_string(), env.to_string()),
+                (labels::OWNER.to_string(), owner.to_string()),
+                (
+                    labels::CREATED.to_string(),
+                    day_old.clone().unwrap_or_default(),
+                ),
+            ])
+        };
+        let (beating, silent, stopped) = (
+            format!("fk-beating-{tag}"),
+            format!("fk-silent-{tag}"),
+            format!("fk-stopped-{tag}"),
+        );
+        for (env, owner) in [
+            (&beating, "fk-host-a:1:1"),
+            (&silent, "fk-host-b:1:1"),
+            (&stopped, "fk-host-c:1:1"),
+        ] {
+            fake.create_network(env, leftover(env, owner))
+                .await
+                .expect("network");
+        }
+        // host-a's reaper beat an hour ago; host-c's stopped beating four hours ago.
+        fake.heartbeat_at("fk-host-a:1:1", now - 3600);
+        fake.heartbeat_at("fk-host-c:1:1", now - 4 * 3600);
+        let states: BTreeMap<String, OwnerState> = list_with(&fake)
+            .await
+            .expect("list")
+            .into_iter()
+            .map(|e| (e.name, e.state))
+            .collect();
+        assert_eq!(
+            states[&beating],
+            OwnerState::Alive,
+            "a fresh heartbeat keeps it"
+        );
+        assert_eq!(states[&silent], OwnerState::Orphaned);
+        assert_eq!(
+            states[&stopped],
+            OwnerState::Orphaned,
+            "a heartbeat 4 h old is not fresh"
+        );
+        remove_orphans_with(&fake).await.expect("sweep");
+        assert_eq!(fake.networks(), [beating]);
+        // A heartbeat a day old is itself removed by the sweep.
+        fake.heartbeat_at("fk-host-d:1:1", now - 25 * 3600);
+        remove_orphans_with(&fake).await.expect("sweep");
+        let beats = fake.heartbeats().await.expect("beats");
+        assert!(beats.contains_key("fk-host-a:1:1"));
+        assert!(!beats.contains_key("fk-host-d:1:1"), "{beats:?}");
     }
 
     #[tokio::test]

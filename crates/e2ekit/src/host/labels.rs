@@ -18,6 +18,10 @@ pub const RUNNABLE: &str = "e2ekit.runnable";
 /// Sweeps use it to tell a stale leftover of another host from a live one (see
 /// `e2ekit::sweep`); labels cannot change, so it is the one time a resource can carry.
 pub const CREATED: &str = "e2ekit.created";
+/// On a heartbeat volume: the owner (`<host:pid:start>`) whose reaper keeps it fresh, so
+/// sweeps on other hosts can see the owner is alive (labels cannot be updated; a new volume
+/// with a new [`CREATED`] replaces the last one).
+pub const ALIVE: &str = "e2ekit.alive";
 /// Label on images built from host files ([`crate::HostImage`]), which `e2ekit gc --images`
 /// may remove: they are caches, rebuilt on demand.
 pub const HOST_IMAGE: &str = "e2ekit.host-image";
@@ -35,10 +39,14 @@ pub fn owner() -> &'static str {
 
 /// The current time as an [`CREATED`] label value.
 pub(crate) fn created_now() -> String {
-    let secs = std::time::SystemTime::now()
+    format_rfc3339(now_secs())
+}
+
+/// Seconds since the Unix epoch, now (0 if the clock is before it).
+pub(crate) fn now_secs() -> u64 {
+    std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    format_rfc3339(secs)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Seconds since the Unix epoch as RFC 3339 UTC (`YYYY-MM-DDTHH:MM:SSZ`).

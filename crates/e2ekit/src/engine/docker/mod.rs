@@ -259,6 +259,18 @@ impl Backend for DockerBackend {
         self.find_environment(env).await
     }
 
+    async fn heartbeat(&self, owner: &str) -> Result<()> {
+        self.heartbeat(owner).await
+    }
+
+    async fn heartbeats(&self) -> Result<BTreeMap<String, u64>> {
+        self.heartbeats().await
+    }
+
+    async fn end_heartbeat(&self, owner: &str) -> Result<()> {
+        self.end_heartbeat(owner).await
+    }
+
     async fn list_labelled(&self) -> Result<Vec<Labelled>> {
         self.list_labelled().await
     }

@@ -1,10 +1,10 @@
 //! The environment's labelled resources on the engine: finding, listing and removing them.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use bollard::query_parameters::{ListContainersOptionsBuilder, ListNetworksOptionsBuilder};
 
-use super::calls::{is_not_found, within, CALL_TIMEOUT};
+use super::calls::{already_done, is_not_found, within, CALL_TIMEOUT};
 use super::{DockerBackend, Labelled, Leftovers};
 use crate::error::Result;
 use crate::host::labels;
@@ -107,6 +107,95 @@ impl DockerBackend {
             }
         }
         first_error.map_or(Ok(()), Err)
+    }
+
+    pub(super) async fn heartbeat(&self, owner: &str) -> Result<()> {
+        let now = labels::now_secs();
+        let name = format!(
+            "e2ekit-alive-{:016x}-{now}",
+            crate::host::naming::stable_hash(owner)
+        );
+        within(
+            || format!("recording that {owner} is alive"),
+            CALL_TIMEOUT,
+            self.docker
+                .create_volume(bollard::models::VolumeCreateRequest {
+                    name: Some(name.clone()),
+                    labels: Some(HashMap::from([
+                        (labels::ALIVE.to_string(), owner.to_string()),
+                        (labels::CREATED.to_string(), labels::format_rfc3339(now)),
+                    ])),
+                    ..Default::default()
+                }),
+        )
+        .await?;
+        // The older beats of this owner: the new one replaces them.
+        for old in self.heartbeat_volumes(Some(owner)).await? {
+            if old.name != name {
+                let _ = self.remove_volume(&old.name).await;
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) async fn heartbeats(&self) -> Result<BTreeMap<String, u64>> {
+        let mut latest = BTreeMap::new();
+        for v in self.heartbeat_volumes(None).await? {
+            let (Some(owner), Some(at)) = (
+                v.labels.get(labels::ALIVE),
+                v.labels
+                    .get(labels::CREATED)
+                    .and_then(|c| labels::parse_rfc3339(c)),
+            ) else {
+                continue;
+            };
+            let e = latest.entry(owner.clone()).or_insert(at);
+            *e = (*e).max(at);
+        }
+        Ok(latest)
+    }
+
+    pub(super) async fn end_heartbeat(&self, owner: &str) -> Result<()> {
+        let mut first_error = None;
+        for v in self.heartbeat_volumes(Some(owner)).await? {
+            if let Err(e) = self.remove_volume(&v.name).await {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Heartbeat volumes, of one owner or all.
+    async fn heartbeat_volumes(&self, owner: Option<&str>) -> Result<Vec<bollard::models::Volume>> {
+        let label = match owner {
+            Some(o) => format!("{}={o}", labels::ALIVE),
+            None => labels::ALIVE.to_string(),
+        };
+        let filters = HashMap::from([("label".to_string(), vec![label.clone()])]);
+        let listed = within(
+            || format!("listing volumes labelled {label}"),
+            CALL_TIMEOUT,
+            self.docker.list_volumes(Some(
+                bollard::query_parameters::ListVolumesOptionsBuilder::default()
+                    .filters(&filters)
+                    .build(),
+            )),
+        )
+        .await?;
+        Ok(listed.volumes.unwrap_or_default())
+    }
+
+    async fn remove_volume(&self, name: &str) -> Result<()> {
+        already_done(
+            within(
+                || format!("removing volume {name}"),
+                CALL_TIMEOUT,
+                self.docker
+                    .remove_volume(name, None::<bollard::query_parameters::RemoveVolumeOptions>),
+            )
+            .await,
+            &[],
+        )
     }
 
     /// Containers (running or not) and networks carrying every one of `labels` (`key` or
