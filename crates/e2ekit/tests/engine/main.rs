@@ -13,6 +13,7 @@ mod interactive;
 mod lifecycle;
 mod metrics;
 mod monitoring;
+mod out_of_workspace;
 mod output;
 mod probes;
 mod profiling;
