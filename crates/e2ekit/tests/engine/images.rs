@@ -141,7 +141,7 @@ async fn unused_host_images_are_pruned_and_used_ones_kept() -> Result<()> {
     // only those and keeps its content tag.
     assert_eq!(
         content_tags(&pruned.removed),
-        [unused.clone()],
+        std::slice::from_ref(&unused),
         "{pruned:?}"
     );
     assert_eq!(pruned.in_use, std::slice::from_ref(&used), "{pruned:?}");
