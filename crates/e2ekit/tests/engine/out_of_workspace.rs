@@ -5,8 +5,8 @@
 //! The crate is generated in a temporary directory from the README itself (the TOML snippet
 //! with `e2ekit = "0.1"` replaced by a path, and the scenario's Rust block), so a snippet that
 //! lacks a crate the scenario needs fails here. It builds into `<target>/e2ekit-out-of-workspace`,
-//! kept between runs: the first run compiles e2ekit's dependencies once (about 2.5 minutes on
-//! 2 cores), later runs only what changed. Its own target directory, because the running
+//! kept between runs: the first run compiles e2ekit's dependencies once (205 s measured on 2
+//! shared cores), later runs only what changed (6-7 s, incremental). Its own target directory, because the running
 //! `cargo test` may hold the lock on the main one. The workspace's Cargo.lock is copied in, so
 //! the versions are the tested ones and every crate is already in the local registry cache.
 
