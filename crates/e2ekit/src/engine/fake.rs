@@ -152,6 +152,8 @@ impl FakeContainer {
 struct FakeState {
     networks: BTreeMap<String, BTreeMap<String, String>>,
     images: BTreeSet<String>,
+    /// A reference made by `tag_image` → the reference it was made from.
+    tagged_from: BTreeMap<String, String>,
     containers: BTreeMap<String, FakeContainer>,
     scripts: BTreeMap<String, Script>,
     /// Every call, in order: `(operation, subject)`; subject is a container name where the
@@ -548,8 +550,33 @@ impl Backend for FakeEngine {
 
     async fn tag_image(&self, image: &str, repo: &str, tag: &str) -> Result<()> {
         self.call("tag_image", image)?;
-        lock(&self.state).images.insert(format!("{repo}:{tag}"));
+        let mut s = lock(&self.state);
+        let source = s
+            .tagged_from
+            .get(image)
+            .cloned()
+            .unwrap_or_else(|| image.to_string());
+        s.images.insert(format!("{repo}:{tag}"));
+        s.tagged_from.insert(format!("{repo}:{tag}"), source);
         Ok(())
+    }
+
+    async fn image_tags(&self, image: &str) -> Result<Option<Vec<String>>> {
+        self.call("image_tags", image)?;
+        let s = lock(&self.state);
+        if !s.images.contains(image) {
+            return Ok(None);
+        }
+        let root = s.tagged_from.get(image).map_or(image, String::as_str);
+        Ok(Some(
+            s.images
+                .iter()
+                .filter(|r| {
+                    r.as_str() == root || s.tagged_from.get(*r).map(String::as_str) == Some(root)
+                })
+                .cloned()
+                .collect(),
+        ))
     }
 
     async fn list_host_images(&self) -> Result<Vec<Vec<String>>> {

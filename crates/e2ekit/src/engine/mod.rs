@@ -44,7 +44,7 @@ use futures_util::Stream;
 
 use crate::error::Result;
 pub(crate) use crate::spec::{ImageConfig, Mount};
-pub(crate) use host_image::build_host_image;
+pub(crate) use host_image::{build_host_image, INPUT_TAG_PREFIX};
 pub(crate) use lines::{LineSplitter, LogLine};
 
 /// Which container engine an environment runs on.
@@ -266,6 +266,9 @@ pub(crate) trait Backend: Send + Sync + std::fmt::Debug {
     /// Makes sure the image is present, pulling it when missing. `for_whom` names the runnable.
     async fn ensure_image(&self, image: &str, for_whom: &str) -> Result<()>;
     async fn image_exists(&self, image: &str) -> Result<bool>;
+    /// Every `repo:tag` of the image `image` names (itself included); `None` when there is
+    /// no such image.
+    async fn image_tags(&self, image: &str) -> Result<Option<Vec<String>>>;
     /// Creates image `repo:tag` from a root filesystem tar and its config.
     async fn import_image(
         &self,

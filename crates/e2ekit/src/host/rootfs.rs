@@ -193,8 +193,10 @@ impl HostImage {
         }
     }
 
-    /// The rootfs tar (deterministic: sorted, zero mtimes, root-owned) and the image config.
-    pub(crate) fn assemble(&self) -> Result<(Vec<u8>, ImageConfig)> {
+    /// Every path of the image and what goes there: the user's entries, the binaries and
+    /// their shared libraries, the defaults (`/tmp`, `/etc/passwd`, `/etc/group`), with host
+    /// directories expanded. Reads metadata and directory listings, no file content.
+    fn layout(&self) -> Result<BTreeMap<String, Entry>> {
         let mut entries = self.entries.clone();
         for (host, image_path) in &self.binaries {
             let meta = std::fs::metadata(host)
@@ -234,6 +236,76 @@ impl HostImage {
         for (path, entry) in entries {
             expand(&path, entry, &mut files).map_err(|e| self.fail(e))?;
         }
+        Ok(files)
+    }
+
+    /// The image config: `PATH`, the user's settings and the host-image label.
+    fn config(&self) -> ImageConfig {
+        let mut env = vec![(
+            "PATH".to_string(),
+            "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin".to_string(),
+        )];
+        env.extend(self.env.iter().cloned());
+        ImageConfig {
+            env,
+            entrypoint: self.entrypoint.clone(),
+            cmd: self.cmd.clone(),
+            workdir: self.workdir.clone(),
+            user: self.user.clone(),
+            labels: BTreeMap::from([(labels::HOST_IMAGE.to_string(), "1".to_string())]),
+        }
+    }
+
+    /// A fingerprint of the inputs from their metadata only, cheap enough to take on every
+    /// build: no file is read. See [`InputFingerprint`] for what it covers.
+    pub(crate) fn input_fingerprint(&self) -> Result<InputFingerprint> {
+        use sha2::{Digest, Sha256};
+        let files = self.layout()?;
+        let mut hasher = Sha256::new();
+        hasher.update(b"e2ekit-host-image-inputs-v1\0");
+        hasher.update(self.config().fingerprint());
+        // Content written at most this long ago may still change within the file system's
+        // timestamp granularity without its mtime moving ("racy" in git's terms).
+        let settled = std::time::SystemTime::now() - RACY_WINDOW;
+        let mut racy = false;
+        for (path, entry) in &files {
+            hasher.update(path.as_bytes());
+            hasher.update([0]);
+            match entry {
+                Entry::Dir => hasher.update(b"d"),
+                Entry::Symlink { target } => {
+                    hasher.update(b"l");
+                    hasher.update(target.as_bytes());
+                }
+                Entry::Content { data, mode } => {
+                    hasher.update(b"c");
+                    hasher.update(mode.to_le_bytes());
+                    hasher.update((data.len() as u64).to_le_bytes());
+                    hasher.update(data);
+                }
+                Entry::File { source, mode } => {
+                    let meta = std::fs::metadata(source)
+                        .map_err(|e| self.fail(format!("file {}: {e}", source.display())))?;
+                    hasher.update(b"f");
+                    hasher.update(source.as_os_str().as_encoded_bytes());
+                    hasher.update([0]);
+                    hasher.update(mode.to_le_bytes());
+                    hasher.update(file_stamp(&meta));
+                    racy |= meta.modified().map_or(true, |t| t > settled);
+                }
+            }
+            hasher.update([0xff]);
+        }
+        let digest = hasher.finalize();
+        Ok(InputFingerprint {
+            hex: digest.iter().take(16).map(|b| format!("{b:02x}")).collect(),
+            racy,
+        })
+    }
+
+    /// The rootfs tar (deterministic: sorted, zero mtimes, root-owned) and the image config.
+    pub(crate) fn assemble(&self) -> Result<(Vec<u8>, ImageConfig)> {
+        let files = self.layout()?;
         let mut dirs: BTreeMap<String, ()> = BTreeMap::new();
         for path in files.keys() {
             let mut p = Path::new(path).parent();
@@ -293,22 +365,62 @@ impl HostImage {
         let tar = builder
             .into_inner()
             .map_err(|e| self.fail(format!("finishing the archive: {e}")))?;
-
-        let mut env = vec![(
-            "PATH".to_string(),
-            "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin".to_string(),
-        )];
-        env.extend(self.env.iter().cloned());
-        let config = ImageConfig {
-            env,
-            entrypoint: self.entrypoint.clone(),
-            cmd: self.cmd.clone(),
-            workdir: self.workdir.clone(),
-            user: self.user.clone(),
-            labels: BTreeMap::from([(labels::HOST_IMAGE.to_string(), "1".to_string())]),
-        };
-        Ok((tar, config))
+        Ok((tar, self.config()))
     }
+}
+
+/// How long after its last change a file counts as possibly still changing unseen.
+const RACY_WINDOW: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// What a [`HostImage`]'s inputs looked like, from metadata: every image path and its kind,
+/// symlink targets, the bytes of inline content, and for each host file its path, size, mode,
+/// inode, device, and modification and status-change times (nanoseconds), plus the image
+/// config. Any write to a file moves its mtime and ctime. The blind spot, shared by every
+/// metadata cache (make, cargo's own fingerprints, git's index): content changed with size,
+/// inode, mtime and ctime all unchanged, which takes a write within one timestamp tick of the
+/// previous one (excluded by [`InputFingerprint::racy`]) or tampering with the clock or the
+/// disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct InputFingerprint {
+    /// 32 hex digits.
+    pub hex: String,
+    /// Some file was modified within the last [`RACY_WINDOW`] (or in the future, or its
+    /// mtime is unknown): it may change again within the file system's timestamp granularity
+    /// without a visible change, so this fingerprint must not be recorded.
+    pub racy: bool,
+}
+
+/// The metadata of a host file that a content change moves, as bytes.
+fn file_stamp(meta: &std::fs::Metadata) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64);
+    out.extend_from_slice(&meta.len().to_le_bytes());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        for n in [
+            meta.mtime(),
+            meta.mtime_nsec(),
+            meta.ctime(),
+            meta.ctime_nsec(),
+            i64::from(meta.mode()),
+        ] {
+            out.extend_from_slice(&n.to_le_bytes());
+        }
+        for n in [meta.ino(), meta.dev()] {
+            out.extend_from_slice(&n.to_le_bytes());
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let since_epoch = meta
+            .modified()
+            .ok()
+            .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok());
+        if let Some(d) = since_epoch {
+            out.extend_from_slice(&d.as_nanos().to_le_bytes());
+        }
+    }
+    out
 }
 
 fn header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
@@ -562,6 +674,67 @@ mod tests {
             seen.get("data/real.txt").map(|e| e.0),
             Some(tar::EntryType::Regular)
         );
+        std::fs::remove_dir_all(&dir).expect("cleanup");
+    }
+
+    /// A scratch directory for one test.
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("e2ekit-rootfs-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("scratch dir");
+        dir
+    }
+
+    /// Writes `data` to `path` and sets its mtime `secs_ago` seconds in the past.
+    fn write_aged(path: &Path, data: &str, secs_ago: u64) {
+        std::fs::write(path, data).expect("write");
+        let when = std::time::SystemTime::now() - std::time::Duration::from_secs(secs_ago);
+        std::fs::File::options()
+            .write(true)
+            .open(path)
+            .and_then(|f| f.set_modified(when))
+            .expect("set mtime");
+    }
+
+    #[test]
+    fn input_fingerprint_is_stable_and_follows_every_input() {
+        let dir = scratch("fingerprint");
+        write_aged(&dir.join("a.txt"), "one", 60);
+        std::fs::create_dir_all(dir.join("tree")).expect("tree");
+        write_aged(&dir.join("tree/b.txt"), "two", 60);
+        let image = || {
+            HostImage::new("t/fp")
+                .file(dir.join("a.txt"), "/a.txt")
+                .file(dir.join("tree"), "/tree")
+                .content("/etc/c", "three")
+                .symlink("/bin/sh", "/bin/busybox")
+        };
+        let first = image().input_fingerprint().expect("fingerprint");
+        assert_eq!(first.hex.len(), 32);
+        assert!(!first.racy, "files modified a minute ago are settled");
+        assert_eq!(image().input_fingerprint().expect("again"), first, "stable");
+
+        let differs = |changed: HostImage, what: &str| {
+            let fp = changed.input_fingerprint().expect("fingerprint");
+            assert_ne!(fp.hex, first.hex, "{what} must change the fingerprint");
+        };
+        differs(image().env("A", "1"), "the config");
+        differs(image().content("/etc/c", "THREE"), "inline content");
+        differs(image().symlink("/bin/sh", "/bin/dash"), "a link target");
+        differs(image().dir("/var/x"), "a new path");
+
+        // Same size, new content, an mtime that only moved by a second: rebuilt.
+        write_aged(&dir.join("a.txt"), "ONE", 59);
+        differs(image(), "a same-size rewrite");
+        // A file added inside a copied directory.
+        let before = image().input_fingerprint().expect("fingerprint");
+        write_aged(&dir.join("tree/new.txt"), "new", 60);
+        let after = image().input_fingerprint().expect("fingerprint");
+        assert_ne!(after.hex, before.hex, "a new file in a directory");
+
+        // Just modified: may still change unseen, so the fingerprint is not to be recorded.
+        std::fs::write(dir.join("a.txt"), "fresh").expect("write");
+        assert!(image().input_fingerprint().expect("fingerprint").racy);
         std::fs::remove_dir_all(&dir).expect("cleanup");
     }
 

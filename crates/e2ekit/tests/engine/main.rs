@@ -16,6 +16,7 @@ mod lifecycle;
 mod macro_test;
 mod metrics;
 mod monitoring;
+mod out_of_workspace;
 mod output;
 mod probes;
 mod profiling;

@@ -37,6 +37,20 @@ impl DockerBackend {
         }
     }
 
+    pub(super) async fn image_tags(&self, image: &str) -> Result<Option<Vec<String>>> {
+        match within(
+            || format!("inspecting image {image}"),
+            CALL_TIMEOUT,
+            self.docker.inspect_image(image),
+        )
+        .await
+        {
+            Ok(found) => Ok(Some(found.repo_tags.unwrap_or_default())),
+            Err(e) if is_not_found(&e) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     pub(super) async fn import_image(
         &self,
         repo: &str,
@@ -92,10 +106,15 @@ impl DockerBackend {
         Ok(images
             .into_iter()
             .map(|i| {
-                i.repo_tags
+                let mut tags: Vec<String> = i
+                    .repo_tags
                     .into_iter()
                     .filter(|t| t != "<none>:<none>")
-                    .collect()
+                    .collect();
+                // Input tags (the metadata cache, `repo:in-…`) first: a prune that finds the
+                // image in use then still leaves its content and fixed tags in place.
+                tags.sort_by_key(|t| !is_input_tag(t));
+                tags
             })
             .collect())
     }
@@ -166,6 +185,13 @@ impl DockerBackend {
         )
         .await
     }
+}
+
+/// Whether `reference` carries an input tag of the host-image metadata cache.
+fn is_input_tag(reference: &str) -> bool {
+    split_image(reference)
+        .1
+        .starts_with(crate::engine::INPUT_TAG_PREFIX)
 }
 
 /// Splits `repo[:tag][@digest]` into repository and tag (default `latest`).

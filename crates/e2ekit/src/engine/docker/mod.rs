@@ -291,6 +291,10 @@ impl Backend for DockerBackend {
         self.image_exists(image).await
     }
 
+    async fn image_tags(&self, image: &str) -> Result<Option<Vec<String>>> {
+        self.image_tags(image).await
+    }
+
     async fn import_image(
         &self,
         repo: &str,
