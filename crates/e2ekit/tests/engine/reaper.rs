@@ -285,9 +285,14 @@ fn a_kept_environment_survives_the_reaper() {
 /// Creates a network and a (never started) container labelled as owned by a process of
 /// another host, created at `created`, with the `docker` CLI (as another host's e2ekit would).
 fn foreign_leftover(name: &str, created: &str, image: &str) {
+    foreign_leftover_of(name, "otherhost:1:1", created, image)
+}
+
+/// The same, owned by `owner`.
+fn foreign_leftover_of(name: &str, owner: &str, created: &str, image: &str) {
     let labels = [
         format!("e2ekit.env={name}"),
-        "e2ekit.owner=otherhost:1:1".to_string(),
+        format!("e2ekit.owner={owner}"),
         format!("e2ekit.created={created}"),
     ];
     let label_args: Vec<String> = labels
@@ -342,11 +347,34 @@ async fn a_foreign_hosts_leftover_is_swept_once_stale_and_a_fresh_one_is_not() -
     };
     foreign_leftover(old, &stamp(now - 25 * 3600), &image);
     foreign_leftover(fresh, &stamp(now), &image);
+    // As old, but its owner's reaper (on its own host) beat an hour ago: it is alive.
+    let beating = "e2ekit-t-foreign-beating";
+    let beating_owner = "beatinghost:1:1";
+    foreign_leftover_of(beating, beating_owner, &stamp(now - 25 * 3600), &image);
+    let heartbeat = "e2ekit-t-foreign-heartbeat";
+    let created = std::process::Command::new("docker")
+        .args([
+            "volume",
+            "create",
+            "--label",
+            &format!("e2ekit.alive={beating_owner}"),
+            "--label",
+            &format!("e2ekit.created={}", stamp(now - 3600)),
+            heartbeat,
+        ])
+        .output()
+        .expect("the docker CLI");
+    assert!(created.status.success(), "docker volume create failed");
 
     let listed = e2ekit::sweep::list_environments(None).await?;
     let state = |n: &str| listed.iter().find(|e| e.name == n).map(|e| e.state);
     assert_eq!(state(old), Some(e2ekit::sweep::OwnerState::Orphaned));
     assert_eq!(state(fresh), Some(e2ekit::sweep::OwnerState::Alive));
+    assert_eq!(
+        state(beating),
+        Some(e2ekit::sweep::OwnerState::Alive),
+        "a fresh heartbeat keeps an old foreign environment"
+    );
 
     let gc = std::process::Command::new(env!("CARGO_BIN_EXE_e2ekit"))
         .arg("gc")
@@ -354,6 +382,11 @@ async fn a_foreign_hosts_leftover_is_swept_once_stale_and_a_fresh_one_is_not() -
         .expect("e2ekit gc");
     let old_left = leftovers_on(None, old);
     let fresh_left = leftovers_on(None, fresh);
+    let beating_left = leftovers_on(None, beating);
+    e2ekit::sweep::remove_environment(None, beating).await?;
+    let _ = std::process::Command::new("docker")
+        .args(["volume", "rm", "-f", heartbeat])
+        .output();
     e2ekit::sweep::remove_environment(None, fresh).await?;
     e2ekit::sweep::remove_environment(None, old).await?;
     env.close().await;
@@ -364,5 +397,44 @@ async fn a_foreign_hosts_leftover_is_swept_once_stale_and_a_fresh_one_is_not() -
     );
     assert_eq!(old_left, (0, 0), "a stale foreign leftover stays");
     assert_eq!(fresh_left, (1, 1), "a fresh foreign leftover was removed");
+    assert_eq!(
+        beating_left,
+        (1, 1),
+        "a leftover whose owner beats was removed"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_reaper_records_that_its_owner_is_alive() -> Result<()> {
+    let env = Environment::builder()
+        .name("e2ekit-t-heartbeat")
+        .build()
+        .await?;
+    // The reaper beats once at start; it may still be on its way.
+    let mut volumes = String::new();
+    for _ in 0..100 {
+        let out = std::process::Command::new("docker")
+            .args([
+                "volume",
+                "ls",
+                "-q",
+                "--filter",
+                &format!("label=e2ekit.alive={}", e2ekit::labels::owner()),
+            ])
+            .output()
+            .expect("the docker CLI");
+        volumes = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if !volumes.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    env.close().await;
+    assert_eq!(
+        volumes.lines().count(),
+        1,
+        "one heartbeat of this process's reaper: {volumes:?}"
+    );
     Ok(())
 }
