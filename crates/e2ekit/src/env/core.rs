@@ -45,6 +45,8 @@ pub(crate) struct EnvCore {
     pub(crate) closed: AtomicBool,
     /// The engine confirmed the removal of every container and the network.
     pub(crate) removed: AtomicBool,
+    /// Run once when the engine confirmed the removal (tells the reaper).
+    pub(crate) on_removed: Mutex<Option<Closer>>,
     /// Kept for inspection (keep-on-failure): nothing closes it any more in this process.
     pub(crate) kept: AtomicBool,
     /// Serialises closes (an explicit one and the drop guard's, a retry after a failure).
@@ -217,7 +219,12 @@ impl EnvCore {
             .remove_environment(&self.name, Some(&self.network.name))
             .await
         {
-            Ok(()) => self.removed.store(true, Ordering::Release),
+            Ok(()) => {
+                self.removed.store(true, Ordering::Release);
+                if let Some(tell) = lock(&self.on_removed).take() {
+                    tell();
+                }
+            }
             Err(e) => eprintln!(
                 "e2ekit: closing environment {:?}: {}; call close() again, or the next environment this process creates removes what is left",
                 self.name,

@@ -285,6 +285,9 @@ impl EnvironmentBuilder {
         reaper::ensure_for(&self.engine);
         signals::install_once();
         let env = Self::build_on(backend, name, explicit, volumes, cpus, self.verbose).await?;
+        let endpoint = self.engine.endpoint();
+        reaper::opened(&endpoint);
+        *lock(&env.core.on_removed) = Some(Box::new(move || reaper::removed(&endpoint)));
         signals::register(&env.core);
         Ok(env)
     }
@@ -387,6 +390,7 @@ impl EnvironmentBuilder {
             open_name,
             closed: AtomicBool::new(false),
             removed: AtomicBool::new(false),
+            on_removed: Mutex::new(None),
             kept: AtomicBool::new(false),
             closing: tokio::sync::Mutex::new(()),
             in_flight: tokio::sync::RwLock::new(()),

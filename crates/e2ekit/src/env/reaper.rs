@@ -116,6 +116,47 @@ pub(crate) fn ensure_for(engine: &Engine) {
     reapers.insert(endpoint, started.ok());
 }
 
+/// Environments of this process per engine endpoint that are not yet removed.
+fn open_counts() -> &'static Mutex<HashMap<String, usize>> {
+    static OPEN: OnceLock<Mutex<HashMap<String, usize>>> = OnceLock::new();
+    OPEN.get_or_init(Default::default)
+}
+
+/// Tells the endpoint's reaper (if any) whether this process has something on its engine.
+fn tell(endpoint: &str, something_open: bool) {
+    if let Some(Some(stdin)) = lock(reapers()).get_mut(endpoint) {
+        // A reaper that is gone cannot be told; the sweep covers for it.
+        let _ = stdin.write_all(if something_open { b"1" } else { b"0" });
+        let _ = stdin.flush();
+    }
+}
+
+/// An environment of this process was built on `endpoint`.
+pub(crate) fn opened(endpoint: &str) {
+    let first = {
+        let mut open = lock(open_counts());
+        let n = open.entry(endpoint.to_string()).or_default();
+        *n += 1;
+        *n == 1
+    };
+    if first {
+        tell(endpoint, true);
+    }
+}
+
+/// An environment of this process on `endpoint` was removed from its engine.
+pub(crate) fn removed(endpoint: &str) {
+    let last = {
+        let mut open = lock(open_counts());
+        let n = open.entry(endpoint.to_string()).or_default();
+        *n = n.saturating_sub(1);
+        *n == 0
+    };
+    if last {
+        tell(endpoint, false);
+    }
+}
+
 fn reaper_log_dir() -> Result<PathBuf> {
     let dir = sweep::private_root()?.join(".reapers");
     match std::fs::create_dir(&dir) {
@@ -252,10 +293,20 @@ fn run_reaper(owner: &str, endpoint: Option<&str>) -> i32 {
     start_heartbeat(owner, endpoint);
     let mut stdin = std::io::stdin();
     let mut buf = [0u8; 64];
+    // What the owner last said: b'1' when it has environments on this engine, b'0' when it
+    // removed them all (see `opened` and `removed`).
+    let mut nothing_open = false;
     loop {
         match stdin.read(&mut buf) {
             Ok(0) => break,
-            Ok(_) => continue,
+            Ok(n) => {
+                match buf[..n].iter().rev().find(|b| matches!(b, b'0' | b'1')) {
+                    Some(b'0') => nothing_open = true,
+                    Some(_) => nothing_open = false,
+                    None => {}
+                }
+                continue;
+            }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => {
                 log(format_args!(
@@ -290,6 +341,12 @@ fn run_reaper(owner: &str, endpoint: Option<&str>) -> i32 {
             }
             match reap_once(&engine, owner).await {
                 Ok(removed) => return Ok(removed),
+                Err(_) if nothing_open => {
+                    // The owner had removed everything it made here; an engine gone with
+                    // its owner (a test's own forwarder, a torn-down engine) leaves nothing.
+                    log("the engine does not answer, and the owner had nothing left on it");
+                    return Ok(Vec::new());
+                }
                 Err(e) if Instant::now() + delay < deadline => {
                     log(format_args!("{}; retrying", e.report()));
                     tokio::time::sleep(delay).await;
@@ -307,7 +364,12 @@ fn run_reaper(owner: &str, endpoint: Option<&str>) -> i32 {
             ));
             // A clean run leaves no log behind; a failed one keeps it for diagnosis.
             if let Ok(path) = log_path(owner, &engine.endpoint()) {
-                let _ = std::fs::remove_file(path);
+                let _ = std::fs::remove_file(&path);
+                // The last reaper to finish cleanly takes the directory too (fails while
+                // another reaper's log is in it, which is fine).
+                if let Some(dir) = path.parent() {
+                    let _ = std::fs::remove_dir(dir);
+                }
             }
             0
         }
