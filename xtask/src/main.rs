@@ -3,7 +3,8 @@
 //!
 //! e2ekit needs no registry: every image the tests and the demo run is built from files on
 //! this host. A few come from Debian packages (busybox for shells and `httpd`, Prometheus,
-//! its Alertmanager, Pushgateway and node exporter, etcd, memcached, a font for chart text). These commands check for them, install what is
+//! its Alertmanager, Pushgateway and node exporter, the distribution registry, etcd,
+//! memcached, a font for chart text). These commands check for them, install what is
 //! missing with `apt-get` (saying what and why, using `sudo` when not root), then run the demo
 //! or the tests. Without `apt-get` they say exactly what to install instead.
 
@@ -61,6 +62,12 @@ const NODE_EXPORTER: Need = Need {
     why: "the catalog's node exporter test",
     service: Some("prometheus-node-exporter"),
 };
+const REGISTRY: Need = Need {
+    path: "/usr/bin/docker-registry",
+    package: "docker-registry",
+    why: "the catalog's registry test (push, then pull back)",
+    service: Some("docker-registry"),
+};
 const FONT: Need = Need {
     path: "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
     package: "fonts-dejavu-core",
@@ -114,6 +121,7 @@ fn test(args: &[String]) -> Result<(), String> {
         ALERTMANAGER,
         PUSHGATEWAY,
         NODE_EXPORTER,
+        REGISTRY,
         FONT,
     ])?;
     let mut command = Command::new(cargo());

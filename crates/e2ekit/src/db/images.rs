@@ -18,6 +18,8 @@ pub const ALERTMANAGER: &str = "quay.io/prometheus/alertmanager:v0.27.0";
 pub const PUSHGATEWAY: &str = "quay.io/prometheus/pushgateway:v1.9.0";
 /// Prometheus' node exporter.
 pub const NODE_EXPORTER: &str = "quay.io/prometheus/node-exporter:v1.8.2";
+/// The distribution registry.
+pub const REGISTRY: &str = "registry:2.8.3";
 /// Consul (HashiCorp's image; the old `consul` library image is no longer published).
 pub const CONSUL: &str = "hashicorp/consul:1.19.2";
 /// etcd.

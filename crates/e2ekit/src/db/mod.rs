@@ -51,6 +51,7 @@
 //! | [`pushgateway`] | `quay.io/prometheus/pushgateway` | [`Instrumented`](crate::Instrumented) |
 //! | [`node_exporter`] | `quay.io/prometheus/node-exporter` | [`Instrumented`](crate::Instrumented) |
 //! | [`exporter`] | yours | [`Instrumented`](crate::Instrumented) |
+//! | [`registry`] | `registry` | [`Registry`] (instrumented on `"debug"`, `push`) |
 //!
 //! Without registry access, [`HostImage::debian_package`](crate::HostImage::debian_package)
 //! packs an installed Debian package into an image (link its binary where the official image
@@ -67,6 +68,7 @@ pub mod images;
 mod minio;
 mod parca;
 mod prometheus;
+mod registry;
 mod site;
 mod stores;
 mod thanos;
@@ -91,6 +93,7 @@ pub use exporters::{alertmanager, exporter, node_exporter, pushgateway, ALERTMAN
 pub use minio::{minio, MINIO_ACCESS_KEY, MINIO_SECRET_KEY};
 pub use parca::parca;
 pub use prometheus::prometheus;
+pub use registry::{registry, Registry, REGISTRY_METRICS_PORT};
 pub use stores::{
     bigtable, cassandra, consul, dynamodb, etcd, memcached, swift, ETCD_METRICS_PORT,
 };

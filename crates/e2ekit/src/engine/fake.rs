@@ -245,6 +245,18 @@ impl FakeEngine {
         lock(&self.state).heartbeats.insert(owner.to_string(), at);
     }
 
+    /// Fails unless the image exists, as an engine does.
+    fn with_image(&self, reference: &str) -> Result<()> {
+        if lock(&self.state).images.contains(reference) {
+            Ok(())
+        } else {
+            Err(Error::engine(
+                format!("pushing {reference}"),
+                FakeError(format!("no such image: {reference}")),
+            ))
+        }
+    }
+
     /// Brings a dead engine back (the containers as they were).
     pub(crate) fn revive(&self) {
         lock(&self.state).dead = None;
@@ -546,6 +558,11 @@ impl Backend for FakeEngine {
         self.call("import_image", &reference)?;
         lock(&self.state).images.insert(reference);
         Ok(())
+    }
+
+    async fn push_image(&self, reference: &str) -> Result<()> {
+        self.call("push_image", reference)?;
+        self.with_image(reference)
     }
 
     async fn tag_image(&self, image: &str, repo: &str, tag: &str) -> Result<()> {

@@ -278,6 +278,8 @@ pub(crate) trait Backend: Send + Sync + std::fmt::Debug {
         config: &ImageConfig,
     ) -> Result<()>;
     async fn tag_image(&self, image: &str, repo: &str, tag: &str) -> Result<()>;
+    /// Pushes `reference` (`registry/repo:tag`) to its registry.
+    async fn push_image(&self, reference: &str) -> Result<()>;
     /// The tags of every image built from host files (one entry per image).
     async fn list_host_images(&self) -> Result<Vec<Vec<String>>>;
     /// Removes one tag; `false` when a container uses the image, which stays.

@@ -147,3 +147,78 @@ async fn a_package_that_is_not_installed_is_a_clear_error() {
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_pushed_to_the_scenarios_registry_is_pulled_back() -> Result<()> {
+    let env = Environment::builder()
+        .name("e2ekit-t-registry")
+        .build()
+        .await?;
+    let registry_image = package_image(
+        &env,
+        "docker-registry",
+        "/usr/bin/docker-registry",
+        "/bin/registry",
+    )
+    .await?;
+    let registry = db::registry(&env, "registry", db::Options::new().image(registry_image))?;
+    start_and_wait_ready(&[&registry]).await?;
+
+    let local = crate::common::busybox(&env).await?;
+    let pushed = registry.push(&local).await?;
+    assert!(
+        pushed.starts_with(&format!("{}/e2ekit-test/busybox:", registry.address()?)),
+        "{pushed}"
+    );
+    // The registry saw the push.
+    registry
+        .wait_sum_metrics_with(
+            greater(0.0),
+            ["registry_http_requests_total"],
+            MetricsOptions::new()
+                .label_matchers([Matcher::equal("method", "put")])
+                .wait_missing_metrics(),
+        )
+        .await?;
+
+    // Only the registry has it now: the local tag goes, and a start pulls it back.
+    let removed = std::process::Command::new("docker")
+        .args(["image", "rm", &pushed])
+        .output()
+        .expect("the docker CLI");
+    assert!(
+        removed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&removed.stderr)
+    );
+    let app = env.runnable("pulled").init(
+        StartOptions::new(&pushed)
+            .command(Command::new("sh").args(["-c", "echo pulled-and-running; exec sleep 60"]))
+            .readiness(LogProbe::contains("pulled-and-running")),
+    )?;
+    start_and_wait_ready(&[&app]).await?;
+    let pulls = registry
+        .sum_metrics(
+            ["registry_http_requests_total"],
+            MetricsOptions::new().label_matchers([Matcher::equal("method", "get")]),
+        )
+        .await?;
+    assert!(pulls[0] > 0.0, "the start pulled from the registry");
+
+    // A reference to nothing in the registry: a clear error naming the runnable.
+    let missing = env.runnable("missing").init(StartOptions::new(format!(
+        "{}/e2ekit-test/nothing:here",
+        registry.address()?
+    )))?;
+    let err = missing.start().await.expect_err("not in the registry");
+    assert!(
+        matches!(&err, Error::ImageNotFound { runnable, .. } if runnable == "missing"),
+        "{err}"
+    );
+
+    env.close().await;
+    let _ = std::process::Command::new("docker")
+        .args(["image", "rm", &pushed])
+        .output();
+    Ok(())
+}

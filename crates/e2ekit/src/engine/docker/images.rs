@@ -169,6 +169,40 @@ impl DockerBackend {
         }
     }
 
+    pub(super) async fn push_image(&self, reference: &str) -> Result<()> {
+        let (repo, tag) = split_image(reference);
+        let action = || format!("pushing image {reference}");
+        let mut stream = self.docker.push_image(
+            repo,
+            Some(
+                bollard::query_parameters::PushImageOptionsBuilder::default()
+                    .tag(tag)
+                    .build(),
+            ),
+            None,
+        );
+        // Each progress message proves the push is moving; the registry reports failures
+        // inside the stream.
+        loop {
+            match tokio::time::timeout(CALL_TIMEOUT, stream.next()).await {
+                Ok(None) => return Ok(()),
+                Ok(Some(Ok(info))) => {
+                    if let Some(detail) = info.error_detail {
+                        let message = detail.message.unwrap_or_else(|| "no detail".to_string());
+                        return Err(Error::engine(action(), message));
+                    }
+                }
+                Ok(Some(Err(e))) => return Err(Error::engine(action(), e)),
+                Err(_) => {
+                    return Err(Error::EngineTimeout {
+                        action: action(),
+                        after: CALL_TIMEOUT,
+                    })
+                }
+            }
+        }
+    }
+
     pub(super) async fn tag_image(&self, image: &str, repo: &str, tag: &str) -> Result<()> {
         within(
             || format!("tagging image {image} as {repo}:{tag}"),

@@ -309,6 +309,10 @@ impl Backend for DockerBackend {
         self.tag_image(image, repo, tag).await
     }
 
+    async fn push_image(&self, reference: &str) -> Result<()> {
+        self.push_image(reference).await
+    }
+
     async fn list_host_images(&self) -> Result<Vec<Vec<String>>> {
         self.list_host_images().await
     }
