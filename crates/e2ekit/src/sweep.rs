@@ -27,7 +27,9 @@ use crate::engine::{Backend, Engine};
 use crate::env::sweep::{list_with, remove_orphans_with, remove_with};
 use crate::error::Result;
 
-pub use crate::env::sweep::{EnvironmentInfo, OwnerState, FOREIGN_STALE_AFTER};
+pub use crate::env::sweep::{
+    EnvironmentInfo, OwnerState, FOREIGN_STALE_AFTER, HEARTBEAT_EVERY, HEARTBEAT_FRESH,
+};
 
 async fn connect(docker_host: Option<&str>) -> Result<Arc<dyn Backend>> {
     Engine::docker_at(docker_host).connect().await
