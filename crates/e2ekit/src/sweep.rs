@@ -3,7 +3,8 @@
 //! Every resource carries its environment's name, its owner (`host:pid:start-time`) and its
 //! creation time (`e2ekit.created`, RFC 3339 UTC). An environment whose owner process is gone
 //! is an orphan; so is one owned on another host whose resources are all older than
-//! [`FOREIGN_STALE_AFTER`] (that host's processes cannot be seen from here, so age decides).
+//! [`FOREIGN_STALE_AFTER`] and whose owner's reaper has not recorded a heartbeat for
+//! [`HEARTBEAT_FRESH`] (that host's processes cannot be seen from here).
 //! Every new environment removes the orphans it finds, and the `e2ekit` command-line tool
 //! lists and removes them by hand.
 //!
