@@ -3,8 +3,8 @@
 //!
 //! e2ekit needs no registry: every image the tests and the demo run is built from files on
 //! this host. A few come from Debian packages (busybox for shells and `httpd`, Prometheus,
-//! its Alertmanager, Pushgateway and node exporter, the distribution registry, etcd,
-//! memcached, a font for chart text). These commands check for them, install what is
+//! its Alertmanager, Pushgateway and node exporter, the distribution registry, PostgreSQL,
+//! etcd, memcached, a font for chart text). These commands check for them, install what is
 //! missing with `apt-get` (saying what and why, using `sudo` when not root), then run the demo
 //! or the tests. Without `apt-get` they say exactly what to install instead.
 
@@ -68,6 +68,12 @@ const REGISTRY: Need = Need {
     why: "the catalog's registry test (push, then pull back)",
     service: Some("docker-registry"),
 };
+const POSTGRES: Need = Need {
+    path: "/usr/lib/postgresql/15/bin/postgres",
+    package: "postgresql-15",
+    why: "a PostgreSQL packed by HostImage::debian_package, with its client",
+    service: Some("postgresql"),
+};
 const FONT: Need = Need {
     path: "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
     package: "fonts-dejavu-core",
@@ -122,6 +128,7 @@ fn test(args: &[String]) -> Result<(), String> {
         PUSHGATEWAY,
         NODE_EXPORTER,
         REGISTRY,
+        POSTGRES,
         FONT,
     ])?;
     let mut command = Command::new(cargo());

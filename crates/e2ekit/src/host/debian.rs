@@ -19,6 +19,8 @@
 //!   packed if asked for with [`HostImage::with_debian_package`]);
 //! - for each ELF executable, the shared libraries `ldd` names (libraries a server `dlopen`s
 //!   are invisible to `ldd`: add their package with `with_debian_package`);
+//! - each file's and directory's owner, and each directory's mode, as on the host (a
+//!   daemon's own directories stay its own);
 //! - `/etc/passwd` and `/etc/group` with the host's system accounts (uid and gid below 1000),
 //!   which covers the users packages create for their daemons (`prometheus`, `www-data`,
 //!   `postgres`), so `StartOptions::user("prometheus")` works;
@@ -92,13 +94,26 @@ impl HostImage {
                 })?;
                 self = self.symlink(text, target.to_string_lossy().into_owned());
             } else if kind.is_dir() {
-                self = self.dir(text);
+                self = self.dir(text.clone());
+                // Directories a daemon owns (its state, its logs) keep their owner and mode.
+                use std::os::unix::fs::MetadataExt;
+                let mode = meta.mode() & 0o7777;
+                if meta.uid() != 0 || meta.gid() != 0 || mode != 0o755 {
+                    self = self
+                        .owner(text.clone(), meta.uid(), meta.gid())
+                        .mode(text, mode);
+                }
             } else if kind.is_file() {
+                use std::os::unix::fs::MetadataExt;
+                let (uid, gid) = (meta.uid(), meta.gid());
                 self = if is_elf_executable(&path, &meta) {
-                    self.binary_at(&path, text)
+                    self.binary_at(&path, text.clone())
                 } else {
-                    self.file(&path, text)
+                    self.file(&path, text.clone())
                 };
+                if uid != 0 || gid != 0 {
+                    self = self.owner(text, uid, gid);
+                }
             }
         }
         Ok(self)

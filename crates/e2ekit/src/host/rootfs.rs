@@ -42,6 +42,17 @@ pub struct HostImage {
     cmd: Option<Vec<String>>,
     workdir: Option<String>,
     user: Option<String>,
+    /// Owner and mode overrides by image path (everything else is root's, 0755 or the
+    /// source's mode).
+    owners: BTreeMap<String, Ownership>,
+}
+
+/// Who owns one path of an image, and its mode.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Ownership {
+    uid: u32,
+    gid: u32,
+    mode: Option<u32>,
 }
 
 impl HostImage {
@@ -58,6 +69,7 @@ impl HostImage {
             cmd: None,
             workdir: None,
             user: None,
+            owners: BTreeMap::new(),
         }
     }
 
@@ -134,6 +146,23 @@ impl HostImage {
     /// Adds an empty directory.
     pub fn dir(mut self, image_path: impl Into<String>) -> Self {
         self.entries.insert(image_path.into(), Entry::Dir);
+        self
+    }
+
+    /// Makes `image_path` (a file or directory of the image, or one of its parent
+    /// directories) owned by `uid:gid`, instead of root. Services that drop privileges need
+    /// their directories to be theirs (PostgreSQL's data and socket directories).
+    pub fn owner(mut self, image_path: impl Into<String>, uid: u32, gid: u32) -> Self {
+        let o = self.owners.entry(image_path.into()).or_default();
+        o.uid = uid;
+        o.gid = gid;
+        self
+    }
+
+    /// Sets the permission bits of `image_path` (e.g. `0o700`), instead of 0755 for
+    /// directories and the source's mode for files.
+    pub fn mode(mut self, image_path: impl Into<String>, mode: u32) -> Self {
+        self.owners.entry(image_path.into()).or_default().mode = Some(mode & 0o7777);
         self
     }
 
@@ -264,6 +293,13 @@ impl HostImage {
         let mut hasher = Sha256::new();
         hasher.update(b"e2ekit-host-image-inputs-v1\0");
         hasher.update(self.config().fingerprint());
+        for (path, o) in &self.owners {
+            hasher.update(path.as_bytes());
+            hasher.update([0]);
+            hasher.update(o.uid.to_le_bytes());
+            hasher.update(o.gid.to_le_bytes());
+            hasher.update(o.mode.unwrap_or(u32::MAX).to_le_bytes());
+        }
         // Content written at most this long ago may still change within the file system's
         // timestamp granularity without its mtime moving ("racy" in git's terms).
         let settled = std::time::SystemTime::now() - RACY_WINDOW;
@@ -325,7 +361,7 @@ impl HostImage {
                 continue;
             }
             let mode = if dir == "/tmp" { 0o1777 } else { 0o755 };
-            append_dir(&mut builder, dir, mode).map_err(|e| self.fail(e))?;
+            append_dir(&mut builder, dir, mode, self.owners.get(dir)).map_err(|e| self.fail(e))?;
         }
         for (path, entry) in &files {
             let rel = path.trim_start_matches('/');
@@ -335,7 +371,7 @@ impl HostImage {
                         Ok(())
                     } else {
                         let mode = if path == "/tmp" { 0o1777 } else { 0o755 };
-                        append_dir(&mut builder, path, mode)
+                        append_dir(&mut builder, path, mode, self.owners.get(path))
                     }
                 }
                 Entry::Symlink { target } => {
@@ -346,6 +382,7 @@ impl HostImage {
                 }
                 Entry::Content { data, mode } => {
                     let mut h = header(tar::EntryType::Regular, *mode, data.len() as u64);
+                    own(&mut h, self.owners.get(path));
                     builder
                         .append_data(&mut h, rel, data.as_slice())
                         .map_err(|e| format!("adding {path}: {e}"))
@@ -355,6 +392,7 @@ impl HostImage {
                     .and_then(|data| {
                         let mode = if *mode == 0 { file_mode(source) } else { *mode };
                         let mut h = header(tar::EntryType::Regular, mode, data.len() as u64);
+                        own(&mut h, self.owners.get(path));
                         builder
                             .append_data(&mut h, rel, data.as_slice())
                             .map_err(|e| format!("adding {path}: {e}"))
@@ -434,8 +472,25 @@ fn header(kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
     h
 }
 
-fn append_dir(builder: &mut tar::Builder<Vec<u8>>, dir: &str, mode: u32) -> Result<(), String> {
+/// Applies an ownership override to a tar header.
+fn own(h: &mut tar::Header, owner: Option<&Ownership>) {
+    if let Some(o) = owner {
+        h.set_uid(u64::from(o.uid));
+        h.set_gid(u64::from(o.gid));
+        if let Some(mode) = o.mode {
+            h.set_mode(mode);
+        }
+    }
+}
+
+fn append_dir(
+    builder: &mut tar::Builder<Vec<u8>>,
+    dir: &str,
+    mode: u32,
+    owner: Option<&Ownership>,
+) -> Result<(), String> {
     let mut h = header(tar::EntryType::Directory, mode, 0);
+    own(&mut h, owner);
     builder
         .append_data(
             &mut h,
@@ -746,5 +801,40 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("/definitely/not/here"), "{err}");
+    }
+
+    #[test]
+    fn owners_and_modes_reach_the_archive_and_change_the_fingerprint() {
+        let plain = HostImage::new("t/own")
+            .dir("/var/lib/db")
+            .content("/etc/db.conf", "x=1");
+        let owned = plain
+            .clone()
+            .owner("/var/lib/db", 105, 107)
+            .mode("/var/lib/db", 0o700)
+            .owner("/etc/db.conf", 105, 107);
+        let (tar, _) = owned.assemble().expect("assembled");
+        let mut archive = tar::Archive::new(tar.as_slice());
+        let mut seen = BTreeMap::new();
+        for entry in archive.entries().expect("entries") {
+            let entry = entry.expect("entry");
+            let h = entry.header();
+            seen.insert(
+                entry.path().expect("path").display().to_string(),
+                (
+                    h.uid().expect("uid"),
+                    h.gid().expect("gid"),
+                    h.mode().expect("mode"),
+                ),
+            );
+        }
+        assert_eq!(seen["var/lib/db/"], (105, 107, 0o700));
+        assert_eq!(seen["etc/db.conf"], (105, 107, 0o644));
+        assert_eq!(seen["var/lib/"], (0, 0, 0o755), "parents stay root's");
+        assert_ne!(
+            plain.input_fingerprint().expect("fp").hex,
+            owned.input_fingerprint().expect("fp").hex,
+            "an owner change is a change of the image"
+        );
     }
 }

@@ -222,3 +222,48 @@ async fn an_image_pushed_to_the_scenarios_registry_is_pulled_back() -> Result<()
         .output();
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgresql_from_its_debian_packages_answers_a_query() -> Result<()> {
+    let env = Environment::builder()
+        .name("e2ekit-t-postgres")
+        .build()
+        .await?;
+    // The server, its client, time zones; /bin/sh because initdb runs commands through it.
+    let image = HostImage::debian_package("e2ekit-test/postgres", "postgresql-15")
+        .unwrap_or_else(|e| panic!("{e} (Debian's postgresql-15)"))
+        .with_debian_package("postgresql-client-15")?
+        .with_debian_package("tzdata")?
+        .binary_at("/bin/busybox", "/bin/sh")
+        .env("PATH", "/usr/lib/postgresql/15/bin:/usr/bin:/bin")
+        .build(&env)
+        .await?;
+    let pg = env.runnable("pg").with_ports([("sql", 5432)]).future()?;
+    let data = pg.dir().join("pgdata");
+    let script = format!(
+        "initdb -D {d} --locale=C -E UTF8 -A trust -U postgres >/dev/null && exec postgres -D {d} -k /tmp -c listen_addresses='*'",
+        d = data.display()
+    );
+    let pg = pg.init(
+        StartOptions::new(image)
+            .user("postgres")
+            .command(Command::new("/bin/sh").args(["-c", &script]))
+            .readiness(LogProbe::contains(
+                "database system is ready to accept connections",
+            )),
+    )?;
+    start_and_wait_ready(&[&pg]).await?;
+    let out = pg
+        .exec(Command::new("psql").args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-tAc",
+            "select 40 + 2",
+        ]))
+        .await?;
+    assert_eq!(out.stdout.trim(), "42");
+    env.close().await;
+    Ok(())
+}
