@@ -309,6 +309,37 @@ async fn composite_sums_across_instances() -> Result<()> {
     Ok(())
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_composite_wait_outlasts_a_replica_restart() -> Result<()> {
+    let env = Environment::builder()
+        .name("e2ekit-t-composite-restart")
+        .build()
+        .await?;
+    let a = Instrumented::new(common::demo_runnable(&env, "a", &[]).await?, "http")?;
+    let b = Instrumented::new(common::demo_runnable(&env, "b", &[]).await?, "http")?;
+    start_and_wait_ready(&[&a, &b]).await?;
+    get(&a, "/set?value=3").await;
+    let both = CompositeInstrumented::new([a.clone(), b.clone()]);
+    // The wait starts while every replica is up, and must not fail when one of them is down
+    // for a restart (it failed at once with "not running" before).
+    let waiting = tokio::spawn({
+        let both = both.clone();
+        async move { both.wait_sum_metrics(equals(7.0), ["demo_value"]).await }
+    });
+    b.runnable().kill().await?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !waiting.is_finished(),
+        "the wait ended while b restarted: {:?}",
+        waiting.await
+    );
+    start_and_wait_ready(&[&b]).await?;
+    get(&b, "/set?value=4").await;
+    waiting.await.expect("wait task")?;
+    env.close().await;
+    Ok(())
+}
+
 #[tokio::test]
 async fn https_metrics_endpoint() -> Result<()> {
     let env = Environment::builder()
