@@ -20,7 +20,7 @@ use std::future::Future;
 use crate::env::core::keep_on_failure;
 use crate::env::Environment;
 use crate::error::{Error, Result};
-use crate::host::naming::{stable_hash, MAX_ENV_NAME};
+use crate::host::naming::{sanitize, stable_hash, MAX_ENV_NAME};
 
 /// The runtime a test runs on, as `#[tokio::test]` spells it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -223,19 +223,6 @@ pub fn env_name_for_test(module_path: &str, function: &str) -> String {
 /// The first `max` characters (all ASCII), without a trailing `-`.
 fn cut(text: &str, max: usize) -> &str {
     text[..text.len().min(max)].trim_end_matches('-')
-}
-
-fn sanitize(raw: &str) -> String {
-    let mut out = String::with_capacity(raw.len());
-    for c in raw.chars() {
-        let c = c.to_ascii_lowercase();
-        if c.is_ascii_alphanumeric() {
-            out.push(c);
-        } else if !out.is_empty() && !out.ends_with('-') {
-            out.push('-');
-        }
-    }
-    out.trim_end_matches('-').to_string()
 }
 
 #[cfg(test)]

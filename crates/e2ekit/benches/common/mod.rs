@@ -68,9 +68,15 @@ pub async fn environments(matches: impl Fn(&str) -> bool) -> Res<Vec<Environment
 
 /// Containers (any state) and networks of the environment `name` still on the engine.
 pub async fn leftovers(name: &str) -> Res<(usize, usize)> {
-    let found = environments(|n| n == name).await?;
-    Ok(found
+    leftovers_on(None, name).await
+}
+
+/// [`leftovers`] on the engine at `engine` (`None`: the default engine).
+pub async fn leftovers_on(engine: Option<&str>, name: &str) -> Res<(usize, usize)> {
+    Ok(e2ekit::sweep::list_environments(engine)
+        .await?
         .iter()
+        .filter(|e| e.name == name)
         .fold((0, 0), |(c, n), e| (c + e.containers, n + e.networks)))
 }
 

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use e2ekit::prelude::*;
 use e2ekit_test_engines::PrivateEngine;
 
-use super::common::{leftovers, ms, Res};
+use super::common::{leftovers, leftovers_on, ms, Res};
 use super::services;
 
 const RACE_ENV: &str = "e2ekit-soak-race";
@@ -116,7 +116,7 @@ pub async fn run(cycles: usize, bin: &Path) -> Res<FaultReport> {
             }
         );
     }
-    let (c, n) = leftovers_on(&host, KILL_ENV).await?;
+    let (c, n) = leftovers_on(Some(&host), KILL_ENV).await?;
     if c + n > 0 {
         report.leaky.push(format!(
             "private engine at the end: {c} containers, {n} networks"
@@ -201,7 +201,7 @@ async fn engine_kill(
     }
     tokio::task::block_in_place(|| engine.restart())?;
     env.close().await;
-    let left = leftovers_on(&host, KILL_ENV).await?;
+    let left = leftovers_on(Some(&host), KILL_ENV).await?;
     if left != (0, 0) {
         report.leaky.push(format!(
             "engine-kill cycle {index} ({} ms): after restart and close {left:?} (containers, networks)",
@@ -209,12 +209,4 @@ async fn engine_kill(
         ));
     }
     Ok(())
-}
-
-async fn leftovers_on(host: &str, env_name: &str) -> Res<(usize, usize)> {
-    Ok(e2ekit::sweep::list_environments(Some(host))
-        .await?
-        .iter()
-        .filter(|e| e.name == env_name)
-        .fold((0, 0), |(c, n), e| (c + e.containers, n + e.networks)))
 }

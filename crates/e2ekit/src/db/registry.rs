@@ -23,6 +23,7 @@ use crate::engine::Backend;
 use crate::env::{AsRunnable, Environment, Runnable};
 use crate::error::{Error, Result};
 use crate::metrics::Instrumented;
+use crate::spec::reference::split_image;
 use crate::spec::{Command, HttpProbe};
 
 /// The port name of the registry's debug server, where its Prometheus metrics are.
@@ -105,10 +106,7 @@ impl Registry {
     /// Tags the local image `image` (`repo:tag`, or `repo` for `latest`) into this registry
     /// and pushes it; returns the reference to pull it by (`127.0.0.1:<port>/repo:tag`).
     pub async fn push(&self, image: &str) -> Result<String> {
-        let (repo, tag) = match image.rsplit_once(':') {
-            Some((repo, tag)) if !tag.contains('/') => (repo, tag),
-            _ => (image, "latest"),
-        };
+        let (repo, tag) = split_image(image);
         // A registry host in the local name is replaced by this registry.
         let path = match repo.split_once('/') {
             Some((first, rest)) if first.contains(['.', ':']) || first == "localhost" => rest,

@@ -153,10 +153,6 @@ pub(crate) fn foreign_is_stale(created: &[Option<u64>], now: u64) -> bool {
             .all(|c| c.is_some_and(|t| now.saturating_sub(t) > FOREIGN_STALE_AFTER.as_secs()))
 }
 
-fn now_secs() -> u64 {
-    labels::now_secs()
-}
-
 pub(crate) async fn list_with(backend: &dyn Backend) -> Result<Vec<EnvironmentInfo>> {
     let mut by_env: BTreeMap<String, EnvironmentInfo> = BTreeMap::new();
     let mut created: BTreeMap<String, Vec<Option<u64>>> = BTreeMap::new();
@@ -186,7 +182,7 @@ pub(crate) async fn list_with(backend: &dyn Backend) -> Result<Vec<EnvironmentIn
         }
     }
     let mut envs: Vec<EnvironmentInfo> = by_env.into_values().collect();
-    let now = now_secs();
+    let now = labels::now_secs();
     // Only owners on other hosts need them; a failure to list them must not stop a sweep
     // (without them, the 24 h rule alone applies).
     let beats = if envs
@@ -260,7 +256,7 @@ pub(crate) async fn remove_orphans_with(backend: &dyn Backend) -> Result<Vec<Str
     // Heartbeats of owners that are gone: another host's that stopped beating a day ago, or
     // this host's whose process ended without its reaper removing them.
     if let Ok(beats) = backend.heartbeats().await {
-        let now = now_secs();
+        let now = labels::now_secs();
         for (owner, beat) in beats {
             let gone = if labels::is_foreign_owner(&owner) {
                 now.saturating_sub(beat) > FOREIGN_STALE_AFTER.as_secs()
@@ -405,7 +401,7 @@ mod tests {
     async fn a_stale_foreign_leftover_is_swept_a_fresh_or_undated_one_stays() {
         let fake = FakeEngine::new();
         let tag = std::process::id();
-        let now = now_secs();
+        let now = labels::now_secs();
         let foreign = |env: &str, created: Option<String>| {
             let mut l = BTreeMap::from([
                 (labels::ENV.to_string(), env.to_string()),
@@ -451,7 +447,7 @@ mod tests {
     async fn an_old_foreign_leftover_whose_owner_still_beats_stays() {
         let fake = FakeEngine::new();
         let tag = std::process::id();
-        let now = now_secs();
+        let now = labels::now_secs();
         let day_old = Some(labels::format_rfc3339(now - 25 * 3600));
         let leftover = |env: &str, owner: &str| {
             BTreeMap::from([

@@ -31,6 +31,7 @@
 //! `/var/lib/prometheus`) are not in the package database: point the server at a runnable's
 //! directory instead, as the catalog entries do.
 
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use super::rootfs::HostImage;
@@ -96,7 +97,6 @@ impl HostImage {
             } else if kind.is_dir() {
                 self = self.dir(text.clone());
                 // Directories a daemon owns (its state, its logs) keep their owner and mode.
-                use std::os::unix::fs::MetadataExt;
                 let mode = meta.mode() & 0o7777;
                 if meta.uid() != 0 || meta.gid() != 0 || mode != 0o755 {
                     self = self
@@ -104,7 +104,6 @@ impl HostImage {
                         .mode(text, mode);
                 }
             } else if kind.is_file() {
-                use std::os::unix::fs::MetadataExt;
                 let (uid, gid) = (meta.uid(), meta.gid());
                 self = if is_elf_executable(&path, &meta) {
                     self.binary_at(&path, text.clone())

@@ -81,7 +81,9 @@ pub(crate) fn stable_hash(text: &str) -> u64 {
     })
 }
 
-fn sanitize(raw: &str) -> String {
+/// Lowercase, with every run of other characters than ASCII letters and digits turned into
+/// one `-` (none at the ends).
+pub(crate) fn sanitize(raw: &str) -> String {
     let mut out = String::with_capacity(raw.len());
     for c in raw.chars() {
         let c = c.to_ascii_lowercase();

@@ -16,6 +16,18 @@ use std::sync::OnceLock;
 
 use regex::Regex;
 
+/// Splits `repo[:tag][@digest]` into repository and tag (default `latest`).
+pub(crate) fn split_image(image: &str) -> (&str, &str) {
+    if image.contains('@') {
+        return (image, "");
+    }
+    match image.rsplit_once(':') {
+        // A colon before the last slash belongs to a registry port, not a tag.
+        Some((repo, tag)) if !tag.contains('/') => (repo, tag),
+        _ => (image, "latest"),
+    }
+}
+
 /// How a reference looks, for error messages.
 const FORM: &str = "a reference is [registry[:port]/]repository[:tag][@digest] with a lowercase \
                     repository, e.g. \"quay.io/prometheus/prometheus:v2.53.0\" or \"busybox\"";
@@ -139,6 +151,17 @@ fn name_problem(name: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn image_references_split_into_repo_and_tag() {
+        assert_eq!(split_image("busybox"), ("busybox", "latest"));
+        assert_eq!(split_image("quay.io/p/p:v2"), ("quay.io/p/p", "v2"));
+        assert_eq!(
+            split_image("localhost:5000/x"),
+            ("localhost:5000/x", "latest")
+        );
+        assert_eq!(split_image("localhost:5000/x:1"), ("localhost:5000/x", "1"));
+    }
+
     use super::*;
 
     #[test]

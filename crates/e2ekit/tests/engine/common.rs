@@ -55,13 +55,18 @@ pub async fn demo_runnable(env: &Environment, name: &str, extra: &[&str]) -> Res
 /// the library sees them (`e2ekit::sweep::list_environments`; no `docker` CLI). Synchronous,
 /// so it works both inside and outside a runtime: it asks from its own thread and runtime.
 pub fn leftovers(env_name: &str) -> (usize, usize) {
+    leftovers_on(None, env_name)
+}
+
+/// [`leftovers`] on the engine at `engine` (`None`: the default engine).
+pub fn leftovers_on(engine: Option<&str>, env_name: &str) -> (usize, usize) {
     let envs = std::thread::scope(|s| {
         s.spawn(|| {
             tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
                 .expect("a runtime for the leftover check")
-                .block_on(e2ekit::sweep::list_environments(None))
+                .block_on(e2ekit::sweep::list_environments(engine))
         })
         .join()
         .expect("the leftover check thread")

@@ -72,16 +72,6 @@ fn private_engine() -> e2ekit_test_engines::PrivateEngine {
     })
 }
 
-/// Containers and networks of `env_name` left on the engine at `host`.
-async fn leftovers_on(host: &str, env_name: &str) -> (usize, usize) {
-    e2ekit::sweep::list_environments(Some(host))
-        .await
-        .expect("listing environments on the private engine")
-        .iter()
-        .filter(|e| e.name == env_name)
-        .fold((0, 0), |(c, n), e| (c + e.containers, n + e.networks))
-}
-
 /// Waits until `path` exists: the container got that far (a hang guard, not a timing check).
 async fn wait_for_file(path: &std::path::Path) {
     for _ in 0..30_000 {
@@ -155,7 +145,7 @@ async fn an_engine_killed_during_wait_ready_is_reported_as_an_engine_failure_wit
     tokio::task::block_in_place(|| engine.restart()).expect("restarting the private engine");
     env.close().await;
     assert_eq!(
-        leftovers_on(&host, "e2ekit-fault-engine-dies").await,
+        common::leftovers_on(Some(&host), "e2ekit-fault-engine-dies"),
         (0, 0)
     );
     tokio::task::block_in_place(|| engine.stop()).expect("tearing the private engine down");
@@ -223,7 +213,7 @@ async fn an_exec_streaming_when_the_engine_freezes_fails_instead_of_hanging() ->
 
     env.close().await;
     assert_eq!(
-        leftovers_on(&host, "e2ekit-fault-engine-freezes").await,
+        common::leftovers_on(Some(&host), "e2ekit-fault-engine-freezes"),
         (0, 0)
     );
     tokio::task::block_in_place(|| engine.stop()).expect("tearing the private engine down");
@@ -261,7 +251,7 @@ async fn a_close_the_dead_engine_interrupted_is_finished_once_the_engine_is_back
     tokio::task::block_in_place(|| engine.restart()).expect("restarting the private engine");
     // A second close finishes the job.
     env.close().await;
-    assert_eq!(leftovers_on(&host, name).await, (0, 0));
+    assert_eq!(common::leftovers_on(Some(&host), name), (0, 0));
     assert!(!shared.exists(), "{} is left", shared.display());
     tokio::task::block_in_place(|| engine.stop()).expect("tearing the private engine down");
     Ok(())

@@ -80,29 +80,6 @@ fn spawn_child(test: &str, name: &str, envs: &[(&str, &str)]) -> (std::process::
     }
 }
 
-/// Containers and networks of `name` on `engine` (default engine for `None`), asked through
-/// the library from a thread of its own (no build, so no sweep).
-fn leftovers_on(engine: Option<&str>, name: &str) -> (usize, usize) {
-    if engine.is_none() {
-        return common::leftovers(name);
-    }
-    let envs = std::thread::scope(|s| {
-        s.spawn(|| {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime")
-                .block_on(e2ekit::sweep::list_environments(engine))
-        })
-        .join()
-        .expect("the leftover check thread")
-    })
-    .expect("listing environments");
-    envs.iter()
-        .filter(|e| e.name == name)
-        .fold((0, 0), |(c, n), e| (c + e.containers, n + e.networks))
-}
-
 /// Pids of the reapers watching process `pid` (found by their `E2EKIT_REAPER` variable).
 fn reapers_of(pid: u32) -> Vec<u32> {
     let Ok(entries) = std::fs::read_dir("/proc") else {
@@ -167,7 +144,7 @@ fn sigterm_and_sigint_remove_the_environments_before_the_process_exits() {
         // No reaper: only the signal handler can have removed them by the time the child
         // has exited.
         let (mut child, dir) = spawn_child(test, name, &[("E2EKIT_NO_REAPER", "1")]);
-        assert_eq!(leftovers_on(None, name), (1, 1), "{name} is up");
+        assert_eq!(common::leftovers_on(None, name), (1, 1), "{name} is up");
         signal(&child, signo);
         let status = child.wait().expect("the child ends");
         assert_eq!(
@@ -176,7 +153,7 @@ fn sigterm_and_sigint_remove_the_environments_before_the_process_exits() {
             "the exit status is the signal's: {status}"
         );
         assert_eq!(
-            leftovers_on(None, name),
+            common::leftovers_on(None, name),
             (0, 0),
             "{name} outlived its process (signal {signo})"
         );
@@ -197,12 +174,12 @@ fn sigkill_is_reaped(test: &str, name: &str, engine: Option<&str>) -> Duration {
         1,
         "one reaper watches the child: {reapers:?}"
     );
-    assert_eq!(leftovers_on(engine, name), (1, 1), "{name} is up");
+    assert_eq!(common::leftovers_on(engine, name), (1, 1), "{name} is up");
     let killed = Instant::now();
     child.kill().expect("SIGKILL the child");
     let _ = child.wait();
     let took = wait_until(HANG_GUARD, || {
-        leftovers_on(engine, name) == (0, 0) && !dir.exists()
+        common::leftovers_on(engine, name) == (0, 0) && !dir.exists()
     });
     let took = took.map(|_| killed.elapsed());
     assert!(
@@ -272,14 +249,14 @@ fn a_kept_environment_survives_the_reaper() {
         wait_until(HANG_GUARD, || !is_running(reapers[0])).is_some(),
         "the reaper is done"
     );
-    let left = leftovers_on(None, name);
+    let left = common::leftovers_on(None, name);
     let dir_left = dir.exists();
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     rt.block_on(e2ekit::sweep::remove_environment(None, name))
         .expect("removing the kept environment");
     assert_eq!(left, (1, 1), "the reaper removed a kept environment");
     assert!(dir_left, "the reaper removed a kept shared dir");
-    assert_eq!(leftovers_on(None, name), (0, 0));
+    assert_eq!(common::leftovers_on(None, name), (0, 0));
 }
 
 /// Creates a network and a (never started) container labelled as owned by a process of
@@ -380,9 +357,9 @@ async fn a_foreign_hosts_leftover_is_swept_once_stale_and_a_fresh_one_is_not() -
         .arg("gc")
         .output()
         .expect("e2ekit gc");
-    let old_left = leftovers_on(None, old);
-    let fresh_left = leftovers_on(None, fresh);
-    let beating_left = leftovers_on(None, beating);
+    let old_left = common::leftovers_on(None, old);
+    let fresh_left = common::leftovers_on(None, fresh);
+    let beating_left = common::leftovers_on(None, beating);
     e2ekit::sweep::remove_environment(None, beating).await?;
     let _ = std::process::Command::new("docker")
         .args(["volume", "rm", "-f", heartbeat])

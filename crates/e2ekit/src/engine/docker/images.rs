@@ -13,6 +13,7 @@ use super::calls::{is_not_found, status_code, within, CALL_TIMEOUT};
 use super::{DockerBackend, ImageConfig};
 use crate::error::{Error, Result};
 use crate::host::labels;
+use crate::spec::reference::split_image;
 
 impl DockerBackend {
     pub(super) async fn ensure_image(&self, image: &str, for_whom: &str) -> Result<()> {
@@ -228,18 +229,6 @@ fn is_input_tag(reference: &str) -> bool {
         .starts_with(crate::engine::INPUT_TAG_PREFIX)
 }
 
-/// Splits `repo[:tag][@digest]` into repository and tag (default `latest`).
-pub(crate) fn split_image(image: &str) -> (&str, &str) {
-    if image.contains('@') {
-        return (image, "");
-    }
-    match image.rsplit_once(':') {
-        // A colon before the last slash belongs to a registry port, not a tag.
-        Some((repo, tag)) if !tag.contains('/') => (repo, tag),
-        _ => (image, "latest"),
-    }
-}
-
 /// A `docker save` archive (manifest.json, image config, one layer) naming the image
 /// `repo:tag`, with `config` as the image's runtime settings.
 fn docker_archive(
@@ -325,7 +314,7 @@ fn go_arch() -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use super::{docker_archive, split_image};
+    use super::docker_archive;
     use crate::spec::ImageConfig;
 
     #[test]
@@ -360,16 +349,5 @@ mod tests {
         assert_eq!(c["Entrypoint"], serde_json::json!(["/bin/sh"]));
         assert_eq!(c["Cmd"], serde_json::json!(["-c", "true"]));
         assert_eq!(c["WorkingDir"], "/w");
-    }
-
-    #[test]
-    fn image_references_split_into_repo_and_tag() {
-        assert_eq!(split_image("busybox"), ("busybox", "latest"));
-        assert_eq!(split_image("quay.io/p/p:v2"), ("quay.io/p/p", "v2"));
-        assert_eq!(
-            split_image("localhost:5000/x"),
-            ("localhost:5000/x", "latest")
-        );
-        assert_eq!(split_image("localhost:5000/x:1"), ("localhost:5000/x", "1"));
     }
 }
