@@ -241,8 +241,36 @@ impl DockerBackend {
             ),
         )
         .await;
-        // 409 "removal already in progress": someone else is removing it for us.
-        already_done(res, &[409])
+        match res {
+            // 409 "removal already in progress": someone else (a reaper, another sweep) is
+            // removing it. Callers rely on it being gone when this returns, so wait for that.
+            Err(e) if status_code(&e) == Some(409) => self.until_removed(id).await,
+            other => already_done(other, &[]),
+        }
+    }
+
+    /// Waits until the engine no longer knows container `id`.
+    async fn until_removed(&self, id: &str) -> Result<()> {
+        let gone = async {
+            loop {
+                match self.docker.inspect_container(id, None).await {
+                    Err(bollard::errors::Error::DockerResponseServerError {
+                        status_code: 404,
+                        ..
+                    }) => return Ok(()),
+                    Err(e) => return Err(Error::engine(format!("removing container {id}"), e)),
+                    Ok(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+                }
+            }
+        };
+        tokio::time::timeout(CALL_TIMEOUT, gone)
+            .await
+            .unwrap_or_else(|_| {
+                Err(Error::EngineTimeout {
+                    action: format!("waiting for another removal of container {id}"),
+                    after: CALL_TIMEOUT,
+                })
+            })
     }
 
     pub(super) async fn pause(&self, id: &str) -> Result<()> {
