@@ -360,6 +360,33 @@ pub enum Error {
         /// The service's last output lines (they name the offending line).
         logs: LogTail,
     },
+
+    /// A fixed host port a runnable asked for ([`crate::StartOptions::host_port`]) is taken.
+    #[error("runnable {runnable:?}: host port {host_port} for port {port:?} is already in use ({reason}); pick another or let the engine choose one")]
+    PortTaken {
+        /// Runnable name.
+        runnable: String,
+        /// The declared port's name.
+        port: String,
+        /// The host port asked for.
+        host_port: u16,
+        /// The engine's words.
+        reason: String,
+    },
+
+    /// Copying files into or out of a runnable's container failed.
+    #[error("runnable {runnable:?}: copying {what} failed: {reason}")]
+    Copy {
+        /// Runnable name.
+        runnable: String,
+        /// What was copied, and where (`/host/file into /etc/app.yml`).
+        what: String,
+        /// Why.
+        reason: String,
+        /// The underlying error, if any.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
 }
 
 /// `, killed: out of memory (memory limit N bytes),` when the kernel killed the container
@@ -414,7 +441,9 @@ impl Error {
             | Error::Exec { runnable, .. }
             | Error::MetricsFetch { runnable, .. }
             | Error::MetricMissing { runnable, .. }
-            | Error::ConfigRejected { runnable, .. } => Some(runnable),
+            | Error::ConfigRejected { runnable, .. }
+            | Error::PortTaken { runnable, .. }
+            | Error::Copy { runnable, .. } => Some(runnable),
             Error::MetricsWait(failure) => Some(&failure.runnable),
             Error::Query {
                 runnable: Some(runnable),

@@ -159,6 +159,7 @@ pub use spec::{
     AllProbe, CmdProbe, Command, Flags, HttpProbe, LogProbe, Probe, StartOptions, TcpProbe,
 };
 pub use wait::WaitPolicy;
+pub use spec::{CopyFile, Output, OutputLine};
 
 /// Old module paths, kept so code written against them still compiles. Use the root
 /// re-exports (`e2ekit::Runnable`, ...) instead.
@@ -212,5 +213,6 @@ pub mod prelude {
         AllProbe, CmdProbe, Command, Flags, HttpProbe, LogProbe, Probe, StartOptions, TcpProbe,
     };
     pub use crate::wait::WaitPolicy;
+    pub use crate::spec::{CopyFile, Output, OutputLine};
     pub use std::time::Duration;
 }

@@ -31,7 +31,7 @@ use tokio::sync::{mpsc, watch, Notify};
 
 use super::{
     Backend, ContainerSpec, ExecOutput, ExecRequest, ExitStatus, ImageConfig, Labelled, Leftovers,
-    LogLine, LogStream, NetworkInfo, StartedContainer, UsageStream,
+    FileEntry, LogLine, LogStream, NetworkInfo, Output, StartedContainer, UsageStream,
 };
 use crate::error::{Error, Result};
 use crate::host::fs::lock;
@@ -121,6 +121,8 @@ struct FakeContainer {
     logs: Vec<LogLine>,
     followers: Vec<mpsc::UnboundedSender<Result<LogLine>>>,
     script: Script,
+    /// Files copied in, by absolute path.
+    files: BTreeMap<String, FileEntry>,
 }
 
 impl FakeContainer {
@@ -167,6 +169,10 @@ struct FakeState {
     dead: Option<String>,
     /// Owner -> time of its latest heartbeat.
     heartbeats: BTreeMap<String, u64>,
+    /// Volume name → its labels.
+    volumes: BTreeMap<String, BTreeMap<String, String>>,
+    /// Plays a remote engine: it cannot see the test host's files.
+    remote: bool,
     next_id: u64,
 }
 
@@ -195,6 +201,40 @@ impl FakeEngine {
     }
 
     /// Scripts what containers of `image` do.
+    /// Plays a remote engine, which cannot bind-mount the test host's files.
+    pub(crate) fn remote(&self) {
+        lock(&self.state).remote = true;
+    }
+
+    /// The engine's volumes.
+    pub(crate) fn volumes(&self) -> Vec<String> {
+        lock(&self.state).volumes.keys().cloned().collect()
+    }
+
+    /// The files copied into container `name`, by path.
+    pub(crate) fn files_of(&self, name: &str) -> BTreeMap<String, FileEntry> {
+        lock(&self.state)
+            .containers
+            .values()
+            .find(|c| c.name == name)
+            .map(|c| c.files.clone())
+            .unwrap_or_default()
+    }
+
+    /// Prints `line` to stderr of container `name`.
+    pub(crate) fn print_stderr(&self, name: &str, line: &str) {
+        let mut s = lock(&self.state);
+        if let Some(c) = s.containers.values_mut().find(|c| c.name == name) {
+            let line = LogLine {
+                stderr: true,
+                text: line.to_string(),
+                cut: 0,
+            };
+            c.followers.retain(|f| f.send(Ok(line.clone())).is_ok());
+            c.logs.push(line);
+        }
+    }
+
     pub(crate) fn script(&self, image: &str, script: Script) {
         let mut s = lock(&self.state);
         s.images.insert(image.to_string());
@@ -455,6 +495,12 @@ impl Backend for FakeEngine {
                 found.owners.extend(l.get(labels::OWNER).cloned());
             }
         }
+        for (name, l) in &s.volumes {
+            if l.get(labels::ENV).map(String::as_str) == Some(env) {
+                found.volumes.push(name.clone());
+                found.owners.extend(l.get(labels::OWNER).cloned());
+            }
+        }
         found.owners.sort();
         found.owners.dedup();
         Ok(found)
@@ -513,7 +559,9 @@ impl Backend for FakeEngine {
         for id in &ids {
             self.remove(id).await?;
         }
-        lock(&self.state).networks.retain(|_, l| !owned(l));
+        let mut s = lock(&self.state);
+        s.networks.retain(|_, l| !owned(l));
+        s.volumes.retain(|_, l| !owned(l));
         Ok(())
     }
 
@@ -526,6 +574,9 @@ impl Backend for FakeEngine {
         let mut s = lock(&self.state);
         for n in found.networks.iter().map(String::as_str).chain(network) {
             s.networks.remove(n);
+        }
+        for v in &found.volumes {
+            s.volumes.remove(v);
         }
         Ok(())
     }
@@ -629,7 +680,19 @@ impl Backend for FakeEngine {
             logs: Vec::new(),
             followers: Vec::new(),
             script: script.clone(),
+            files: spec
+                .files
+                .iter()
+                .map(|f| (f.path.clone(), f.clone()))
+                .collect(),
         };
+        let mut volume_labels = spec.labels.clone();
+        volume_labels.remove(labels::RUNNABLE);
+        for v in &spec.volumes {
+            s.volumes
+                .entry(v.name.clone())
+                .or_insert_with(|| volume_labels.clone());
+        }
         for line in &script.logs {
             container.print(line);
         }
@@ -812,6 +875,58 @@ impl Backend for FakeEngine {
                 stdout: request.argv.join(" "),
                 stderr: String::new(),
             },
+        })
+    }
+
+    // --- Files, output and host files (container options) ---
+
+    fn sees_host_files(&self) -> bool {
+        !lock(&self.state).remote
+    }
+
+    async fn copy_in(&self, id: &str, _for_whom: &str, entries: &[FileEntry]) -> Result<()> {
+        self.call("copy_in", &self.name_of(id))?;
+        self.with_container(id, |c| {
+            for e in entries {
+                c.files.insert(e.path.clone(), e.clone());
+            }
+        })
+    }
+
+    async fn copy_out(&self, id: &str, for_whom: &str, path: &str) -> Result<Vec<FileEntry>> {
+        self.call("copy_out", &self.name_of(id))?;
+        let files = self.with_container(id, |c| c.files.clone())?;
+        let parent = path.rsplit_once('/').map_or("", |(p, _)| p);
+        let below = format!("{path}/");
+        let found: Vec<FileEntry> = files
+            .values()
+            .filter(|f| f.path == path || f.path.starts_with(&below))
+            .map(|f| FileEntry {
+                path: f.path[parent.len()..].trim_start_matches('/').to_string(),
+                ..f.clone()
+            })
+            .collect();
+        if found.is_empty() {
+            return Err(Error::Copy {
+                runnable: for_whom.to_string(),
+                what: format!("{path} out of the container"),
+                reason: format!("{path} does not exist in the container"),
+                source: None,
+            });
+        }
+        Ok(found)
+    }
+
+    async fn output(&self, id: &str, _for_whom: &str) -> Result<Output> {
+        self.call("output", &self.name_of(id))?;
+        self.with_container(id, |c| {
+            let mut out = Output::default();
+            for l in &c.logs {
+                let stream = if l.stderr { &mut out.stderr } else { &mut out.stdout };
+                stream.push_str(&l.text);
+                stream.push('\n');
+            }
+            out
         })
     }
 }

@@ -43,7 +43,7 @@ use std::time::Duration;
 use futures_util::Stream;
 
 use crate::error::Result;
-pub(crate) use crate::spec::{ImageConfig, Mount};
+pub(crate) use crate::spec::{EntryKind, FileEntry, ImageConfig, Mount, Output, Ulimit};
 pub(crate) use host_image::{build_host_image, INPUT_TAG_PREFIX};
 pub(crate) use lines::{LineSplitter, LogLine};
 
@@ -137,6 +137,32 @@ pub(crate) struct ContainerSpec {
     pub nano_cpus: Option<i64>,
     /// The network to join; `None` runs without any network.
     pub network: Option<String>,
+    /// Files copied in after the container is created and before it starts.
+    pub files: Vec<FileEntry>,
+    /// Engine volumes to create (labelled like the container, without its runnable label)
+    /// when missing, and mount.
+    pub volumes: Vec<VolumeMount>,
+    /// In-memory filesystems: container path and size limit in bytes.
+    pub tmpfs: Vec<(String, Option<u64>)>,
+    pub working_dir: Option<String>,
+    pub read_only_rootfs: bool,
+    pub shm_size: Option<i64>,
+    pub ulimits: Vec<Ulimit>,
+    /// `/etc/hosts` lines: hostname and address (or `host-gateway`).
+    pub extra_hosts: Vec<(String, String)>,
+    /// `os/arch[/variant]`.
+    pub platform: Option<String>,
+    /// Container port → fixed host port (the other ports get one the engine picks).
+    pub host_ports: BTreeMap<u16, u16>,
+}
+
+/// An engine volume mounted into a container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct VolumeMount {
+    /// The volume's name on the engine.
+    pub name: String,
+    pub target: String,
+    pub read_only: bool,
 }
 
 /// A container as seen right after it started.
@@ -198,6 +224,8 @@ pub(crate) struct ExecRequest {
 pub(crate) struct Leftovers {
     pub containers: Vec<String>,
     pub networks: Vec<String>,
+    /// Names of the environment's volumes.
+    pub volumes: Vec<String>,
     /// Owner labels of the resources found.
     pub owners: Vec<String>,
 }
@@ -318,4 +346,18 @@ pub(crate) trait Backend: Send + Sync + std::fmt::Debug {
     /// reading: [`LogLine::cut`] counts the rest. Empty when the output cannot be read.
     async fn log_tail(&self, id: &str, lines: usize, max_line: usize) -> Vec<LogLine>;
     async fn exec(&self, id: &str, for_whom: &str, request: &ExecRequest) -> Result<ExecOutput>;
+
+    // --- Files, output and host files (container options) ---
+
+    /// Whether containers can bind-mount paths of the test process's filesystem: true for a
+    /// local engine; false for a remote one, where the shared directory is copied instead.
+    fn sees_host_files(&self) -> bool;
+    /// Writes `entries` (absolute container paths) into container `id`, running or
+    /// created; parent directories are created as needed.
+    async fn copy_in(&self, id: &str, for_whom: &str, entries: &[FileEntry]) -> Result<()>;
+    /// Reads the file or directory at `path` of container `id`: entries with paths relative
+    /// to the parent of `path` (the first is `path`'s own name).
+    async fn copy_out(&self, id: &str, for_whom: &str, path: &str) -> Result<Vec<FileEntry>>;
+    /// Everything container `id` printed so far, each stream apart.
+    async fn output(&self, id: &str, for_whom: &str) -> Result<Output>;
 }

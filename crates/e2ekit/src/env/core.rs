@@ -41,6 +41,8 @@ pub(crate) struct EnvCore {
     pub volumes: Vec<crate::spec::Mount>,
     pub cpus: Option<f64>,
     pub verbose: bool,
+    /// Whether runnables print their output with a `name: ` prefix unless their options say.
+    pub(crate) print_output: AtomicBool,
     pub http: reqwest::Client,
     pub(crate) closed: AtomicBool,
     /// The engine confirmed the removal of every container and the network.

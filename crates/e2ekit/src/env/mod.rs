@@ -14,6 +14,9 @@
 //! # Ok(()) }
 //! ```
 
+mod access;
+#[cfg(test)]
+mod access_tests;
 #[cfg(test)]
 mod close_tests;
 pub(crate) mod core;
@@ -31,7 +34,7 @@ pub(crate) mod tests;
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use self::core::{env_labels, keep_on_failure, remove_dir, EnvCore};
@@ -213,6 +216,7 @@ pub struct EnvironmentBuilder {
     volumes: Vec<String>,
     cpus: Option<f64>,
     engine: Engine,
+    print_output: Option<bool>,
 }
 
 impl EnvironmentBuilder {
@@ -256,6 +260,14 @@ impl EnvironmentBuilder {
         self
     }
 
+    /// Whether runnables print their output to the test's output with a `name: ` prefix
+    /// (default: yes). A runnable's [`StartOptions::print_output`](crate::StartOptions::print_output)
+    /// wins over this.
+    pub fn print_output(mut self, print: bool) -> Self {
+        self.print_output = Some(print);
+        self
+    }
+
     /// Connects to the engine, removes leftovers of an earlier run of the same name, and
     /// creates the network and the shared directory.
     pub async fn build(self) -> Result<Environment> {
@@ -280,11 +292,24 @@ impl EnvironmentBuilder {
             check_cpus(c).map_err(Error::InvalidArgument)?;
         }
         let backend: Arc<dyn Backend> = self.engine.connect().await?;
+        if !backend.sees_host_files() {
+            if let Some(v) = volumes.first() {
+                return Err(Error::InvalidArgument(format!(
+                    "volume {}:{}: the engine at {} runs on another machine and cannot see this host's files; copy them in with StartOptions::copy instead",
+                    v.host.display(),
+                    v.container,
+                    self.engine.endpoint()
+                )));
+            }
+        }
         // Before anything is created: from here on, a kill of this process cannot leave
         // anything behind (see env/reaper.rs and env/signals.rs).
         reaper::ensure_for(&self.engine);
         signals::install_once();
         let env = Self::build_on(backend, name, explicit, volumes, cpus, self.verbose).await?;
+        env.core
+            .print_output
+            .store(self.print_output.unwrap_or(true), Ordering::Relaxed);
         let endpoint = self.engine.endpoint();
         reaper::opened(&endpoint);
         *lock(&env.core.on_removed) = Some(Box::new(move || reaper::removed(&endpoint)));
@@ -386,6 +411,7 @@ impl EnvironmentBuilder {
             volumes,
             cpus,
             verbose,
+            print_output: AtomicBool::new(true),
             http,
             open_name,
             closed: AtomicBool::new(false),

@@ -15,7 +15,7 @@ use tokio::sync::Notify;
 use crate::engine::Backend;
 use crate::error::LogTail;
 use crate::host::fs::lock;
-use crate::spec::LogProbe;
+use crate::spec::{LogProbe, OutputConsumer, OutputLine};
 
 /// The last lines a container printed, as the log pump saw them, each already cut to what an
 /// error keeps. Errors normally ask the engine for the tail; this copy answers when the engine
@@ -54,16 +54,29 @@ impl RecentLines {
     }
 }
 
-/// Prints the container's output with a `name: ` prefix, feeds log probes and keeps the last
-/// lines in `recent`.
-pub(crate) fn spawn_log_pump(
-    backend: Arc<dyn Backend>,
-    id: &str,
-    name: String,
-    log_probes: Vec<LogProbe>,
-    log_lines: Arc<Notify>,
-    recent: Arc<RecentLines>,
-) {
+/// Where a container's output lines go.
+pub(crate) struct OutputSinks {
+    /// Print them with a `name: ` prefix.
+    pub print: bool,
+    /// The user's consumers, called with every line.
+    pub consumers: Vec<OutputConsumer>,
+    pub log_probes: Vec<LogProbe>,
+    /// Notified after log probes saw a line.
+    pub log_lines: Arc<Notify>,
+    /// Keeps the last lines for errors.
+    pub recent: Arc<RecentLines>,
+}
+
+/// Prints the container's output with a `name: ` prefix (unless told not to), hands it to
+/// the user's consumers, feeds log probes and keeps the last lines for errors.
+pub(crate) fn spawn_log_pump(backend: Arc<dyn Backend>, id: &str, name: String, sinks: OutputSinks) {
+    let OutputSinks {
+        print,
+        consumers,
+        log_probes,
+        log_lines,
+        recent,
+    } = sinks;
     let mut stream = backend.follow_logs(id);
     // On e2ekit's runtime: output keeps flowing after the starting runtime is gone.
     crate::runtime::spawn(async move {
@@ -76,10 +89,26 @@ pub(crate) fn spawn_log_pump(
                 }
             };
             // print!-style output is what `cargo test` captures and shows for failing tests.
-            if line.stderr {
-                eprintln!("{name}: {}", line.text);
-            } else {
-                println!("{name}: {}", line.text);
+            if print {
+                if line.stderr {
+                    eprintln!("{name}: {}", line.text);
+                } else {
+                    println!("{name}: {}", line.text);
+                }
+            }
+            if !consumers.is_empty() {
+                let seen = OutputLine {
+                    runnable: name.clone(),
+                    stderr: line.stderr,
+                    text: line.text.clone(),
+                };
+                for consumer in &consumers {
+                    // A panicking consumer must not end the pump (and with it the log probes).
+                    let call = std::panic::AssertUnwindSafe(|| (consumer.0)(&seen));
+                    if std::panic::catch_unwind(call).is_err() {
+                        tracing::warn!(runnable = %name, "an output consumer panicked");
+                    }
+                }
             }
             recent.push(&line.text, line.cut);
             if !log_probes.is_empty() {

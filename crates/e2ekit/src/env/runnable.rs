@@ -32,9 +32,11 @@ use std::time::Duration;
 use tokio::sync::{watch, Notify};
 
 use super::core::{container_name, runnable_dir, EnvCore};
-use super::output::{spawn_log_pump, RecentLines};
+use super::output::{spawn_log_pump, OutputSinks, RecentLines};
 use super::ready::{PortTarget, ProbeTarget};
-use crate::engine::{Backend, ContainerSpec, ExecOutput, ExecRequest, ExitStatus, Mount};
+use crate::engine::{
+    Backend, ContainerSpec, ExecOutput, ExecRequest, ExitStatus, FileEntry, Mount, VolumeMount,
+};
 use crate::error::{Error, LogTail, Result};
 use crate::host::fs::{lock, open_permissions};
 use crate::spec::{Command, Probe, StartOptions};
@@ -223,6 +225,9 @@ fn check_options(
             port_of(runnable, ports, port)?;
         }
     }
+    for (port, _) in &options.container.host_ports {
+        port_of(runnable, ports, port)?;
+    }
     options
         .volumes
         .iter()
@@ -283,11 +288,11 @@ pub(crate) enum Ended {
 
 /// A started (or startable) container; cloned out of the lock by waits.
 #[derive(Clone)]
-struct Running {
-    id: String,
+pub(super) struct Running {
+    pub(super) id: String,
     direct_ip: Option<IpAddr>,
     published: BTreeMap<u16, SocketAddr>,
-    exit: watch::Receiver<Option<Ended>>,
+    pub(super) exit: watch::Receiver<Option<Ended>>,
     probe: Option<Probe>,
     log_lines: Arc<Notify>,
     /// The container's last lines as the log pump saw them, for errors when the engine
@@ -298,14 +303,14 @@ struct Running {
 }
 
 pub(crate) struct RunnableInner {
-    core: Arc<EnvCore>,
-    name: String,
+    pub(super) core: Arc<EnvCore>,
+    pub(super) name: String,
     container_name: String,
     ports: Vec<(String, u16)>,
     dir: PathBuf,
-    options: StartOptions,
+    pub(super) options: StartOptions,
     mounts: Vec<Mount>,
-    state: Mutex<Option<Running>>,
+    pub(super) state: Mutex<Option<Running>>,
     metadata: Mutex<BTreeMap<String, String>>,
     /// Typed values other layers attach (an instrumented runnable's scrape endpoint, ...),
     /// keyed by their type, which is private to the layer that defines it: users cannot
@@ -336,6 +341,20 @@ impl fmt::Debug for Runnable {
 impl Runnable {
     pub(crate) fn from_inner(inner: Arc<RunnableInner>) -> Self {
         Self { inner }
+    }
+
+    /// A handle that does not keep the runnable (and its environment) alive: for listeners
+    /// the environment itself holds.
+    pub(crate) fn downgrade(&self) -> Weak<RunnableInner> {
+        Arc::downgrade(&self.inner)
+    }
+
+    pub(super) fn inner_state(&self) -> &Mutex<Option<Running>> {
+        &self.inner.state
+    }
+
+    pub(super) fn inner_core(&self) -> &Arc<EnvCore> {
+        &self.inner.core
     }
 
     /// The runnable's name (its hostname inside the container).
@@ -432,8 +451,9 @@ impl Runnable {
         lock(&self.inner.metadata).get(key).cloned()
     }
 
-    /// The engine's id of the current container, while there is one.
-    pub(crate) fn container_id(&self) -> Option<String> {
+    /// The engine's id of the current container, while there is one (also after it exited,
+    /// until the runnable starts again or the environment closes).
+    pub fn container_id(&self) -> Option<String> {
         lock(&self.inner.state).as_ref().map(|r| r.id.clone())
     }
 
@@ -465,18 +485,19 @@ impl Runnable {
         &self.inner.core.http
     }
 
-    fn not_running(&self, action: &str) -> Error {
+    pub(super) fn not_running(&self, action: &str) -> Error {
         Error::NotRunning {
             runnable: self.inner.name.clone(),
             action: action.to_string(),
         }
     }
 
-    fn backend(&self) -> &dyn Backend {
+    pub(super) fn backend(&self) -> &dyn Backend {
         self.inner.core.backend.as_ref()
     }
 
-    fn spec(&self) -> ContainerSpec {
+    /// The container to create, with `files` copied in before it starts.
+    fn spec(&self, files: Vec<FileEntry>) -> Result<ContainerSpec> {
         let core = &self.inner.core;
         let opts = &self.inner.options;
         let (entrypoint, cmd) = match &opts.command {
@@ -486,10 +507,26 @@ impl Runnable {
             Some(c) => (opts.entrypoint.clone(), Some(c.to_vec())),
             None => (opts.entrypoint.clone(), None),
         };
-        let mut mounts = vec![Mount::same_path(&core.shared_dir)];
-        mounts.extend(core.volumes.iter().cloned());
-        mounts.extend(self.inner.mounts.iter().cloned());
-        ContainerSpec {
+        let mut mounts = Vec::new();
+        if self.backend().sees_host_files() {
+            mounts.push(Mount::same_path(&core.shared_dir));
+            mounts.extend(core.volumes.iter().cloned());
+            mounts.extend(self.inner.mounts.iter().cloned());
+        } else if let Some(m) = self.inner.mounts.first() {
+            // Environment-wide volumes were refused when the environment was built.
+            return Err(Error::InvalidArgument(format!(
+                "runnable {:?}: volume {}:{} is a path on this host, which the engine runs elsewhere and cannot see; copy it in with StartOptions::copy instead",
+                self.inner.name,
+                m.host.display(),
+                m.container
+            )));
+        }
+        let container = &opts.container;
+        let mut host_ports = BTreeMap::new();
+        for (port, host_port) in &container.host_ports {
+            host_ports.insert(self.port(port)?, *host_port);
+        }
+        Ok(ContainerSpec {
             name: self.inner.container_name.clone(),
             hostname: self.inner.name.clone(),
             aliases: vec![self.inner.name.clone()],
@@ -507,7 +544,25 @@ impl Runnable {
             memory_bytes: opts.memory_bytes,
             nano_cpus: opts.cpus.or(core.cpus).map(|c| (c * 1e9) as i64),
             network: Some(core.network.name.clone()),
-        }
+            files,
+            volumes: container
+                .named_volumes
+                .iter()
+                .map(|v| VolumeMount {
+                    name: format!("{}-{}", core.name, v.name),
+                    target: v.target.clone(),
+                    read_only: v.read_only,
+                })
+                .collect(),
+            tmpfs: container.tmpfs.clone(),
+            working_dir: container.working_dir.clone(),
+            read_only_rootfs: container.read_only_rootfs,
+            shm_size: container.shm_size,
+            ulimits: container.ulimits.clone(),
+            extra_hosts: container.extra_hosts.clone(),
+            platform: container.platform.clone(),
+            host_ports,
+        })
     }
 
     /// Creates and starts the container (pulling the image first if it is missing). Returns
@@ -531,8 +586,14 @@ impl Runnable {
             .ensure_image(&self.inner.options.image, name)
             .await?;
         // From here the engine creates resources: a close waits for this work to end.
+        // Read before any engine work: a missing source fails the start with nothing made.
+        let spec = self.spec(self.files_at_start()?)?;
         let _work = core.begin_work().await?;
-        let started = self.backend().create_and_start(&self.spec(), name).await?;
+        let started = self
+            .backend()
+            .create_and_start(&spec, name)
+            .await
+            .map_err(|e| self.name_taken_port(e))?;
         if core.is_closed() {
             // The environment closed while the engine created this container. Normally the
             // close waited and removes it with the rest; if it stopped waiting, undo the start
@@ -554,9 +615,15 @@ impl Runnable {
             core.background.clone(),
             &started.id,
             name.clone(),
-            log_probes,
-            log_lines.clone(),
-            recent.clone(),
+            OutputSinks {
+                print: self.inner.options.container.print_output.unwrap_or_else(|| {
+                    core.print_output.load(std::sync::atomic::Ordering::Relaxed)
+                }),
+                consumers: self.inner.options.container.consumers.clone(),
+                log_probes,
+                log_lines: log_lines.clone(),
+                recent: recent.clone(),
+            },
         );
         if started.exited.is_none() {
             let backend = core.background.clone();
@@ -863,7 +930,7 @@ impl Runnable {
         Ok(out)
     }
 
-    fn running_id(&self, action: &str) -> Result<String> {
+    pub(super) fn running_id(&self, action: &str) -> Result<String> {
         let snap = self.snapshot(action)?;
         if snap.exit.borrow().is_some() {
             return Err(self.not_running(action));

@@ -8,6 +8,7 @@
 //! ```
 
 pub(crate) mod browser;
+pub(crate) mod copy;
 mod debian;
 pub(crate) mod fs;
 pub(crate) mod http;

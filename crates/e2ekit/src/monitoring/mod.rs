@@ -167,6 +167,9 @@ pub async fn start(env: &Environment) -> Result<Monitoring> {
 /// Keeps the discovery file and the usage streams current.
 struct Watcher {
     targets: std::path::PathBuf,
+    /// The Prometheus reading `targets`: on an engine that cannot see this host's files, the
+    /// file is copied into it after each change. Weak: the environment holds this watcher.
+    prometheus: std::sync::Weak<crate::env::runnable::RunnableInner>,
     usage: Option<(usage::UsageTable, tokio::runtime::Handle)>,
     backend: Arc<dyn crate::engine::Backend>,
 }
@@ -175,6 +178,16 @@ impl EnvironmentListener for Watcher {
     fn on_change(&self, running: &[Runnable]) -> Result<()> {
         let groups = discovery::target_groups(running);
         crate::host::fs::write_atomically(&self.targets, config::target_groups(&groups))?;
+        if !self.backend.sees_host_files() {
+            if let Some(prom) = self.prometheus.upgrade().map(Runnable::from_inner) {
+                let targets = self.targets.clone();
+                crate::runtime::spawn(async move {
+                    if let Err(e) = prom.push_host_file(&targets).await {
+                        tracing::warn!(error = %e.report(), "could not update the scrape targets in Prometheus");
+                    }
+                });
+            }
+        }
         if let Some((table, runtime)) = &self.usage {
             usage::track(table, &self.backend, runtime, running);
         }
@@ -247,6 +260,7 @@ pub async fn start_with(env: &Environment, options: MonitoringOptions) -> Result
 
     let watcher = Watcher {
         targets,
+        prometheus: prom.runnable().downgrade(),
         usage: options
             .container_metrics
             .then(|| (table.clone(), crate::runtime::handle())),

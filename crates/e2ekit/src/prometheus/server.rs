@@ -144,6 +144,8 @@ impl Prometheus {
         if !runnable.is_running() {
             return Ok(());
         }
+        // A remote engine's Prometheus has its own copy of the shared directory.
+        runnable.push_host_file(&self.config_file).await?;
         self.reload().await
     }
 

@@ -13,16 +13,23 @@
 //! ```
 
 pub(crate) mod command;
+pub(crate) mod files;
 pub(crate) mod flags;
 pub(crate) mod image;
 pub(crate) mod mount;
+pub(crate) mod output;
 pub(crate) mod probe;
 pub(crate) mod reference;
 pub(crate) mod start;
 
 pub use command::Command;
+pub use files::CopyFile;
+pub(crate) use files::{CopySource, EntryKind, FileEntry};
 pub use flags::Flags;
 pub(crate) use image::ImageConfig;
 pub(crate) use mount::Mount;
+pub use output::{Output, OutputLine};
+pub(crate) use output::OutputConsumer;
+pub(crate) use start::Ulimit;
 pub use probe::{AllProbe, CmdProbe, HttpProbe, LogProbe, Probe, TcpProbe};
 pub use start::StartOptions;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use bollard::models::{
     ContainerCreateBody, EndpointSettings, HostConfig, NetworkConnectRequest,
-    NetworkDisconnectRequest, NetworkingConfig, PortBinding,
+    NetworkDisconnectRequest, NetworkingConfig, PortBinding, ResourcesUlimits,
 };
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, KillContainerOptionsBuilder, RemoveContainerOptionsBuilder,
@@ -29,15 +29,13 @@ impl DockerBackend {
         for_whom: &str,
     ) -> Result<StartedContainer> {
         let body = container_body(spec, self.local);
+        self.create_volumes(spec, for_whom).await?;
         let create = || {
-            self.docker.create_container(
-                Some(
-                    CreateContainerOptionsBuilder::default()
-                        .name(&spec.name)
-                        .build(),
-                ),
-                body.clone(),
-            )
+            let mut opts = CreateContainerOptionsBuilder::default().name(&spec.name);
+            if let Some(platform) = &spec.platform {
+                opts = opts.platform(platform);
+            }
+            self.docker.create_container(Some(opts.build()), body.clone())
         };
         let action = || format!("creating container {} for runnable {for_whom}", spec.name);
         let created = match within(action, CALL_TIMEOUT, create()).await {
@@ -60,6 +58,12 @@ impl DockerBackend {
             other => other?,
         };
         let id = created.id;
+        if !spec.files.is_empty() {
+            if let Err(e) = self.copy_in(&id, for_whom, &spec.files).await {
+                let _ = self.remove(&id).await;
+                return Err(e);
+            }
+        }
         if let Err(e) = within(
             || format!("starting container {} for runnable {for_whom}", spec.name),
             CALL_TIMEOUT,
@@ -68,9 +72,30 @@ impl DockerBackend {
         .await
         {
             let _ = self.remove(&id).await;
-            return Err(e);
+            return Err(port_taken(e, spec, for_whom));
         }
         self.inspect(&id, spec.network.as_deref(), for_whom).await
+    }
+
+    /// Creates the spec's volumes that do not exist yet, labelled as the environment's.
+    async fn create_volumes(&self, spec: &ContainerSpec, for_whom: &str) -> Result<()> {
+        let mut labels = spec.labels.clone();
+        labels.remove(crate::host::labels::RUNNABLE);
+        for volume in &spec.volumes {
+            // Creating an existing volume with the same labels is a no-op for the engine.
+            within(
+                || format!("creating volume {} for runnable {for_whom}", volume.name),
+                CALL_TIMEOUT,
+                self.docker
+                    .create_volume(bollard::models::VolumeCreateRequest {
+                        name: Some(volume.name.clone()),
+                        labels: Some(labels.clone().into_iter().collect()),
+                        ..Default::default()
+                    }),
+            )
+            .await?;
+        }
+        Ok(())
     }
 
     /// What the test process can reach of a container now: its published ports (which the
@@ -351,6 +376,32 @@ impl DockerBackend {
 /// The engine's container-create body. Ports are published on loopback for a local engine
 /// (scenario services are not for the LAN) and on every address of a remote engine's host
 /// (the only way the test process can reach them there).
+/// A start that failed because a fixed host port is taken, as [`Error::PortTaken`] (the port
+/// named by its number: the environment knows its name); other errors as they are.
+fn port_taken(e: Error, spec: &ContainerSpec, for_whom: &str) -> Error {
+    let message = engine_message(&e).to_string();
+    let taken = message.contains("port is already allocated")
+        || message.contains("address already in use");
+    if !taken {
+        return e;
+    }
+    // The engine names the host port in its message ("Bind for 127.0.0.1:18080 failed").
+    let Some((container_port, host_port)) = spec
+        .host_ports
+        .iter()
+        .find(|(_, h)| message.contains(&format!(":{h} ")) || message.contains(&format!(":{h}:")))
+        .or_else(|| spec.host_ports.iter().next())
+    else {
+        return e;
+    };
+    Error::PortTaken {
+        runnable: for_whom.to_string(),
+        port: container_port.to_string(),
+        host_port: *host_port,
+        reason: message,
+    }
+}
+
 fn container_body(spec: &ContainerSpec, local: bool) -> ContainerCreateBody {
     let port_key = |p: &u16| format!("{p}/tcp");
     let port_bindings = spec
@@ -361,7 +412,11 @@ fn container_body(spec: &ContainerSpec, local: bool) -> ContainerCreateBody {
                 port_key(p),
                 Some(vec![PortBinding {
                     host_ip: Some(if local { "127.0.0.1" } else { "0.0.0.0" }.to_string()),
-                    host_port: Some(String::new()),
+                    host_port: Some(
+                        spec.host_ports
+                            .get(p)
+                            .map_or_else(String::new, u16::to_string),
+                    ),
                 }]),
             )
         })
@@ -377,7 +432,33 @@ fn container_body(spec: &ContainerSpec, local: bool) -> ContainerCreateBody {
             let mode = if m.read_only { ":ro" } else { "" };
             format!("{}:{}{mode}", m.host.display(), m.container)
         })
+        .chain(spec.volumes.iter().map(|v| {
+            let mode = if v.read_only { ":ro" } else { "" };
+            format!("{}:{}{mode}", v.name, v.target)
+        }))
         .collect();
+    let tmpfs = spec
+        .tmpfs
+        .iter()
+        .map(|(path, size)| {
+            let options = size.map_or_else(String::new, |bytes| format!("size={bytes}"));
+            (path.clone(), options)
+        })
+        .collect::<HashMap<_, _>>();
+    let ulimits = spec
+        .ulimits
+        .iter()
+        .map(|u| ResourcesUlimits {
+            name: Some(u.name.clone()),
+            soft: Some(u.soft),
+            hard: Some(u.hard),
+        })
+        .collect::<Vec<_>>();
+    let extra_hosts = spec
+        .extra_hosts
+        .iter()
+        .map(|(host, address)| format!("{host}:{address}"))
+        .collect::<Vec<_>>();
     let network = spec.network.clone().unwrap_or_else(|| "none".to_string());
     ContainerCreateBody {
         hostname: Some(spec.hostname.clone()),
@@ -387,6 +468,7 @@ fn container_body(spec: &ContainerSpec, local: bool) -> ContainerCreateBody {
         cmd: spec.cmd.clone(),
         image: Some(spec.image.clone()),
         entrypoint: spec.entrypoint.clone(),
+        working_dir: spec.working_dir.clone(),
         labels: Some(spec.labels.clone().into_iter().collect()),
         host_config: Some(HostConfig {
             binds: Some(binds),
@@ -397,6 +479,11 @@ fn container_body(spec: &ContainerSpec, local: bool) -> ContainerCreateBody {
             cap_add: (!spec.capabilities.is_empty()).then(|| spec.capabilities.clone()),
             memory: spec.memory_bytes,
             nano_cpus: spec.nano_cpus,
+            tmpfs: (!tmpfs.is_empty()).then_some(tmpfs),
+            readonly_rootfs: spec.read_only_rootfs.then_some(true),
+            shm_size: spec.shm_size,
+            ulimits: (!ulimits.is_empty()).then_some(ulimits),
+            extra_hosts: (!extra_hosts.is_empty()).then_some(extra_hosts),
             ..Default::default()
         }),
         networking_config: spec.network.is_some().then(|| NetworkingConfig {

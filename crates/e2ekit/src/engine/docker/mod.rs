@@ -15,6 +15,7 @@
 mod calls;
 mod containers;
 mod exec;
+mod files;
 mod images;
 mod liveness;
 mod logs;
@@ -32,7 +33,7 @@ use bollard::Docker;
 
 use super::{
     Backend, ContainerSpec, ExecOutput, ExecRequest, ExitStatus, ImageConfig, Labelled, Leftovers,
-    LogLine, LogStream, NetworkInfo, StartedContainer, UsageStream,
+    FileEntry, LogLine, LogStream, NetworkInfo, Output, StartedContainer, UsageStream,
 };
 use crate::error::{Error, Result};
 use crate::host::labels;
@@ -388,5 +389,23 @@ impl Backend for DockerBackend {
 
     async fn exec(&self, id: &str, for_whom: &str, request: &ExecRequest) -> Result<ExecOutput> {
         self.exec(id, for_whom, request).await
+    }
+
+    // --- Files, output and host files (container options) ---
+
+    fn sees_host_files(&self) -> bool {
+        self.local
+    }
+
+    async fn copy_in(&self, id: &str, for_whom: &str, entries: &[FileEntry]) -> Result<()> {
+        self.copy_in(id, for_whom, entries).await
+    }
+
+    async fn copy_out(&self, id: &str, for_whom: &str, path: &str) -> Result<Vec<FileEntry>> {
+        self.copy_out(id, for_whom, path).await
+    }
+
+    async fn output(&self, id: &str, for_whom: &str) -> Result<Output> {
+        self.output(id, for_whom).await
     }
 }

@@ -40,6 +40,15 @@ impl DockerBackend {
             }
             found.networks.extend(n.name);
         }
+        for v in self
+            .labelled_volumes(vec![format!("{}={env}", labels::ENV)])
+            .await?
+        {
+            if let Some(owner) = v.labels.get(labels::OWNER) {
+                found.owners.push(owner.clone());
+            }
+            found.volumes.push(v.name);
+        }
         found.owners.sort();
         found.owners.dedup();
         Ok(found)
@@ -47,6 +56,9 @@ impl DockerBackend {
 
     pub(super) async fn list_labelled(&self) -> Result<Vec<Labelled>> {
         let (containers, networks) = self.list_with_label(vec![labels::ENV.to_string()]).await?;
+        let volumes = self
+            .labelled_volumes(vec![labels::ENV.to_string()])
+            .await?;
         let entry = |container: bool, labels: Option<&HashMap<String, String>>| {
             let labels = labels?;
             Some(Labelled {
@@ -64,6 +76,7 @@ impl DockerBackend {
                     .iter()
                     .filter_map(|n| entry(false, n.labels.as_ref())),
             )
+            .chain(volumes.iter().filter_map(|v| entry(false, Some(&v.labels))))
             .collect())
     }
 
@@ -80,6 +93,12 @@ impl DockerBackend {
         }
         for n in networks {
             if let Err(e) = self.remove_network(&n).await {
+                first_error.get_or_insert(e);
+            }
+        }
+        // After the containers: a volume in use cannot be removed.
+        for v in found.volumes {
+            if let Err(e) = self.remove_volume(&v).await {
                 first_error.get_or_insert(e);
             }
         }
@@ -103,6 +122,17 @@ impl DockerBackend {
         let mut first_error = results.into_iter().find_map(|r| r.err());
         for n in networks.iter().filter_map(|n| n.id.as_deref()) {
             if let Err(e) = self.remove_network(n).await {
+                first_error.get_or_insert(e);
+            }
+        }
+        let volumes = self
+            .labelled_volumes(vec![
+                format!("{}={env}", labels::ENV),
+                format!("{}={owner}", labels::OWNER),
+            ])
+            .await?;
+        for v in volumes {
+            if let Err(e) = self.remove_volume(&v.name).await {
                 first_error.get_or_insert(e);
             }
         }
@@ -171,7 +201,13 @@ impl DockerBackend {
             Some(o) => format!("{}={o}", labels::ALIVE),
             None => labels::ALIVE.to_string(),
         };
-        let filters = HashMap::from([("label".to_string(), vec![label.clone()])]);
+        self.labelled_volumes(vec![label]).await
+    }
+
+    /// Volumes carrying every one of `labels` (`key` or `key=value`).
+    async fn labelled_volumes(&self, labels: Vec<String>) -> Result<Vec<bollard::models::Volume>> {
+        let label = labels.join(",");
+        let filters = HashMap::from([("label".to_string(), labels)]);
         let listed = within(
             || format!("listing volumes labelled {label}"),
             CALL_TIMEOUT,
