@@ -158,8 +158,8 @@ pub use metrics::{
 pub use spec::{
     AllProbe, CmdProbe, Command, Flags, HttpProbe, LogProbe, Probe, StartOptions, TcpProbe,
 };
-pub use wait::WaitPolicy;
 pub use spec::{CopyFile, Output, OutputLine};
+pub use wait::WaitPolicy;
 
 /// Old module paths, kept so code written against them still compiles. Use the root
 /// re-exports (`e2ekit::Runnable`, ...) instead.
@@ -212,7 +212,7 @@ pub mod prelude {
     pub use crate::spec::{
         AllProbe, CmdProbe, Command, Flags, HttpProbe, LogProbe, Probe, StartOptions, TcpProbe,
     };
-    pub use crate::wait::WaitPolicy;
     pub use crate::spec::{CopyFile, Output, OutputLine};
+    pub use crate::wait::WaitPolicy;
     pub use std::time::Duration;
 }

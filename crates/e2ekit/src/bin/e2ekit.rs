@@ -54,8 +54,8 @@ async fn ls() -> e2ekit::Result<()> {
         return Ok(());
     }
     println!(
-        "{:<42} {:<9} {:>10} {:>8}  OWNER",
-        "NAME", "STATE", "CONTAINERS", "NETWORKS"
+        "{:<42} {:<9} {:>10} {:>8} {:>7}  OWNER",
+        "NAME", "STATE", "CONTAINERS", "NETWORKS", "VOLUMES"
     );
     for env in envs {
         let state = match env.state {
@@ -65,11 +65,12 @@ async fn ls() -> e2ekit::Result<()> {
             OwnerState::Unknown => "unknown",
         };
         println!(
-            "{:<42} {:<9} {:>10} {:>8}  {}",
+            "{:<42} {:<9} {:>10} {:>8} {:>7}  {}",
             env.name,
             state,
             env.containers,
             env.networks,
+            env.volumes,
             env.owners.join(",")
         );
     }

@@ -30,8 +30,8 @@ use futures_util::StreamExt;
 use tokio::sync::{mpsc, watch, Notify};
 
 use super::{
-    Backend, ContainerSpec, ExecOutput, ExecRequest, ExitStatus, ImageConfig, Labelled, Leftovers,
-    FileEntry, LogLine, LogStream, NetworkInfo, Output, StartedContainer, UsageStream,
+    Backend, ContainerSpec, ExecOutput, ExecRequest, ExitStatus, FileEntry, ImageConfig, Labelled,
+    Leftovers, LogLine, LogStream, NetworkInfo, Output, StartedContainer, UsageStream,
 };
 use crate::error::{Error, Result};
 use crate::host::fs::lock;
@@ -527,7 +527,7 @@ impl Backend for FakeEngine {
         let s = lock(&self.state);
         let containers = s.containers.values().filter_map(|c| {
             Some(Labelled {
-                container: true,
+                kind: super::ResourceKind::Container,
                 env: c.spec.labels.get(labels::ENV)?.clone(),
                 owner: c.spec.labels.get(labels::OWNER).cloned(),
                 created: c.spec.labels.get(labels::CREATED).cloned(),
@@ -535,7 +535,7 @@ impl Backend for FakeEngine {
         });
         let networks = s.networks.values().filter_map(|l| {
             Some(Labelled {
-                container: false,
+                kind: super::ResourceKind::Network,
                 env: l.get(labels::ENV)?.clone(),
                 owner: l.get(labels::OWNER).cloned(),
                 created: l.get(labels::CREATED).cloned(),
@@ -922,7 +922,11 @@ impl Backend for FakeEngine {
         self.with_container(id, |c| {
             let mut out = Output::default();
             for l in &c.logs {
-                let stream = if l.stderr { &mut out.stderr } else { &mut out.stdout };
+                let stream = if l.stderr {
+                    &mut out.stderr
+                } else {
+                    &mut out.stdout
+                };
                 stream.push_str(&l.text);
                 stream.push('\n');
             }

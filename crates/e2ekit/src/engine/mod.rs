@@ -247,11 +247,19 @@ pub(crate) type UsageStream = Pin<Box<dyn Stream<Item = Result<UsageSample>> + S
 /// One labelled resource (container or network) on the engine.
 #[derive(Debug, Clone)]
 pub(crate) struct Labelled {
-    pub container: bool,
+    pub kind: ResourceKind,
     pub env: String,
     pub owner: Option<String>,
     /// Its `e2ekit.created` label, as found (not parsed).
     pub created: Option<String>,
+}
+
+/// What kind of resource a [`Labelled`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ResourceKind {
+    Container,
+    Network,
+    Volume,
 }
 
 /// What a container engine must do for e2ekit.

@@ -41,8 +41,8 @@ impl Runnable {
         self.backend().copy_in(&id, self.name(), &entries).await
     }
 
-    /// Copies the file or directory at `path` in the container (running or exited) to
-    /// `host_dest` on this host (a directory with everything below it).
+    /// Copies the file or directory at `path` in the container (running, or exited on its
+    /// own) to `host_dest` on this host (a directory with everything below it).
     pub async fn copy_from(&self, path: &str, host_dest: impl AsRef<Path>) -> Result<()> {
         let host_dest = host_dest.as_ref();
         let entries = self.copy_out(path).await?;
@@ -54,7 +54,7 @@ impl Runnable {
         })
     }
 
-    /// The content of the file at `path` in the container (running or exited).
+    /// The content of the file at `path` in the container (running, or exited on its own).
     pub async fn read_file(&self, path: &str) -> Result<Vec<u8>> {
         let entries = self.copy_out(path).await?;
         match entries.into_iter().next() {
@@ -72,7 +72,7 @@ impl Runnable {
     }
 
     /// Everything the container printed so far, stdout and stderr apart (also after it
-    /// exited, until the runnable starts again or the environment closes).
+    /// exited on its own, until the next start; a stop or kill removes the container).
     pub async fn output(&self) -> Result<Output> {
         let id = self
             .container_id()

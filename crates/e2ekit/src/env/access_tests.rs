@@ -39,7 +39,10 @@ async fn container_options_reach_the_engine_as_typed_values() {
         .iter()
         .map(|v| (v.name.clone(), v.target.clone(), v.read_only))
         .collect();
-    let (data, seed) = (format!("{}-data", env.name()), format!("{}-seed", env.name()));
+    let (data, seed) = (
+        format!("{}-data", env.name()),
+        format!("{}-seed", env.name()),
+    );
     assert_eq!(
         volumes,
         [
@@ -49,7 +52,10 @@ async fn container_options_reach_the_engine_as_typed_values() {
     );
     assert_eq!(
         spec.tmpfs,
-        [("/scratch".to_string(), None), ("/small".to_string(), Some(1 << 20))]
+        [
+            ("/scratch".to_string(), None),
+            ("/small".to_string(), Some(1 << 20))
+        ]
     );
     assert_eq!(spec.working_dir.as_deref(), Some("/work"));
     assert!(spec.read_only_rootfs);
@@ -72,16 +78,31 @@ async fn bad_container_options_are_refused_when_defined() {
     let fake = FakeEngine::new();
     let env = fake_env(&fake, "fk-bad-opts").await;
     let cases: Vec<(StartOptions, &str)> = vec![
-        (StartOptions::new("i").named_volume("a b", "/d"), "volume name"),
+        (
+            StartOptions::new("i").named_volume("a b", "/d"),
+            "volume name",
+        ),
         (StartOptions::new("i").named_volume("v", "rel"), "absolute"),
         (StartOptions::new("i").tmpfs("/a/../b"), ".."),
         (StartOptions::new("i").tmpfs_sized("/t", 0), "0 bytes"),
         (StartOptions::new("i").working_dir("w"), "absolute"),
         (StartOptions::new("i").shm_size(0), "/dev/shm"),
-        (StartOptions::new("i").ulimit("files", 1, 2), "not a known limit"),
-        (StartOptions::new("i").ulimit("nofile", 9, 2), "above the hard"),
-        (StartOptions::new("i").extra_host("a:b", "10.0.0.1"), "not a hostname"),
-        (StartOptions::new("i").extra_host("a", "nowhere"), "neither an IP"),
+        (
+            StartOptions::new("i").ulimit("files", 1, 2),
+            "not a known limit",
+        ),
+        (
+            StartOptions::new("i").ulimit("nofile", 9, 2),
+            "above the hard",
+        ),
+        (
+            StartOptions::new("i").extra_host("a:b", "10.0.0.1"),
+            "not a hostname",
+        ),
+        (
+            StartOptions::new("i").extra_host("a", "nowhere"),
+            "neither an IP",
+        ),
         (StartOptions::new("i").platform("amd64"), "os/arch"),
         (StartOptions::new("i").host_port("http", 0), "host port 0"),
         (StartOptions::new("i").host_port("nope", 1234), "nope"),
@@ -129,7 +150,9 @@ async fn files_are_copied_before_start_and_in_and_out_while_running() {
     assert_eq!(config.kind, EntryKind::File(b"a: 1\n".to_vec()));
     assert_eq!((config.mode, config.uid, config.gid), (0o600, 10, 20));
     assert!(
-        !files.keys().any(|p| p.starts_with(&env.shared_dir().display().to_string())),
+        !files
+            .keys()
+            .any(|p| p.starts_with(&env.shared_dir().display().to_string())),
         "a local engine mounts the shared dir; nothing of it is copied"
     );
 
@@ -141,7 +164,9 @@ async fn files_are_copied_before_start_and_in_and_out_while_running() {
     assert!(missing.to_string().contains("does not exist"), "{missing}");
 
     let out = env.shared_dir().join("out");
-    app.copy_from("/etc/app.yml", &out).await.expect("copied out");
+    app.copy_from("/etc/app.yml", &out)
+        .await
+        .expect("copied out");
     assert_eq!(std::fs::read(&out).expect("written"), b"a: 1\n");
 
     let gone = app
@@ -177,21 +202,26 @@ async fn output_so_far_consumers_silence_identity_and_exit_code() {
     let env = fake_env(&fake, "fk-out").await;
     let seen = Arc::new(Mutex::new(Vec::new()));
     let sink = seen.clone();
-    let app = env
-        .runnable("app")
-        .init(
-            StartOptions::new("img:out")
-                .print_output(false)
-                .on_output(move |l: &OutputLine| {
+    let app =
+        env.runnable("app")
+            .init(StartOptions::new("img:out").print_output(false).on_output(
+                move |l: &OutputLine| {
                     let mut seen = sink.lock().expect("lock");
-                    seen.push((l.runnable().to_string(), l.is_stderr(), l.text().to_string()));
-                }),
-        )
-        .expect("defined");
+                    seen.push((
+                        l.runnable().to_string(),
+                        l.is_stderr(),
+                        l.text().to_string(),
+                    ));
+                },
+            ))
+            .expect("defined");
     assert_eq!(app.container_id(), None);
     app.start().await.expect("started");
     fake.print_stderr(app.container_name(), "oops");
-    eventually("the consumer saw both lines", || seen.lock().expect("lock").len() == 2).await;
+    eventually("the consumer saw both lines", || {
+        seen.lock().expect("lock").len() == 2
+    })
+    .await;
     assert_eq!(
         *seen.lock().expect("lock"),
         [

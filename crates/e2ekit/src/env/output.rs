@@ -69,7 +69,12 @@ pub(crate) struct OutputSinks {
 
 /// Prints the container's output with a `name: ` prefix (unless told not to), hands it to
 /// the user's consumers, feeds log probes and keeps the last lines for errors.
-pub(crate) fn spawn_log_pump(backend: Arc<dyn Backend>, id: &str, name: String, sinks: OutputSinks) {
+pub(crate) fn spawn_log_pump(
+    backend: Arc<dyn Backend>,
+    id: &str,
+    name: String,
+    sinks: OutputSinks,
+) {
     let OutputSinks {
         print,
         consumers,

@@ -159,6 +159,13 @@ impl FutureRunnable {
     }
 
     /// Its directory: the same absolute path on the host and inside every container.
+    ///
+    /// On a local engine the environment's shared directory is mounted, so both sides see
+    /// each other's writes at once. On an engine that cannot see this host's files (a remote
+    /// one), nothing of this host is mounted: the shared directory as it is at start is
+    /// copied into the container, what the container writes stays there until
+    /// [`Runnable::copy_from`] brings it back, and later changes go in with
+    /// [`Runnable::copy_to`] (the catalog's Prometheus does this for its configuration).
     pub fn dir(&self) -> &Path {
         &self.dir
     }
@@ -368,6 +375,13 @@ impl Runnable {
     }
 
     /// Its directory: the same absolute path on the host and inside every container.
+    ///
+    /// On a local engine the environment's shared directory is mounted, so both sides see
+    /// each other's writes at once. On an engine that cannot see this host's files (a remote
+    /// one), nothing of this host is mounted: the shared directory as it is at start is
+    /// copied into the container, what the container writes stays there until
+    /// [`Runnable::copy_from`] brings it back, and later changes go in with
+    /// [`Runnable::copy_to`] (the catalog's Prometheus does this for its configuration).
     pub fn dir(&self) -> &Path {
         &self.inner.dir
     }
@@ -451,8 +465,8 @@ impl Runnable {
         lock(&self.inner.metadata).get(key).cloned()
     }
 
-    /// The engine's id of the current container, while there is one (also after it exited,
-    /// until the runnable starts again or the environment closes).
+    /// The engine's id of the current container, while there is one: from the start, and
+    /// after an exit of its own until the next start (a stop or kill removes the container).
     pub fn container_id(&self) -> Option<String> {
         lock(&self.inner.state).as_ref().map(|r| r.id.clone())
     }
@@ -616,9 +630,14 @@ impl Runnable {
             &started.id,
             name.clone(),
             OutputSinks {
-                print: self.inner.options.container.print_output.unwrap_or_else(|| {
-                    core.print_output.load(std::sync::atomic::Ordering::Relaxed)
-                }),
+                print: self
+                    .inner
+                    .options
+                    .container
+                    .print_output
+                    .unwrap_or_else(|| {
+                        core.print_output.load(std::sync::atomic::Ordering::Relaxed)
+                    }),
                 consumers: self.inner.options.container.consumers.clone(),
                 log_probes,
                 log_lines: log_lines.clone(),

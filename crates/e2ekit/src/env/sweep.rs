@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use crate::engine::Backend;
+use crate::engine::{Backend, ResourceKind};
 use crate::error::{Error, Result};
 use crate::host::{fs, labels, naming};
 
@@ -62,6 +62,8 @@ pub struct EnvironmentInfo {
     pub containers: usize,
     /// Number of networks.
     pub networks: usize,
+    /// Number of volumes ([`crate::StartOptions::named_volume`]).
+    pub volumes: usize,
 }
 
 /// The directory holding this user's environments: `<base>/e2ekit-<uid>`, where the base is
@@ -169,11 +171,12 @@ pub(crate) async fn list_with(backend: &dyn Backend) -> Result<Vec<EnvironmentIn
                 state: OwnerState::Orphaned,
                 containers: 0,
                 networks: 0,
+                volumes: 0,
             });
-        if r.container {
-            info.containers += 1;
-        } else {
-            info.networks += 1;
+        match r.kind {
+            ResourceKind::Container => info.containers += 1,
+            ResourceKind::Network => info.networks += 1,
+            ResourceKind::Volume => info.volumes += 1,
         }
         if let Some(owner) = r.owner {
             if !info.owners.contains(&owner) {

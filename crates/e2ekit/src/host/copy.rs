@@ -27,7 +27,14 @@ pub(crate) fn entries_of(copy: &CopyFile) -> Result<Vec<FileEntry>, String> {
         CopySource::HostPath(source) => {
             let mut out = Vec::new();
             let mut budget = MAX_COPY_BYTES;
-            walk(source, &copy.target, copy, (uid, gid), &mut out, &mut budget)?;
+            walk(
+                source,
+                &copy.target,
+                copy,
+                (uid, gid),
+                &mut out,
+                &mut budget,
+            )?;
             Ok(out)
         }
     }
@@ -69,7 +76,11 @@ fn walk(
         children.sort_by_key(|c| c.file_name());
         for child in children {
             let name = child.file_name();
-            let child_target = format!("{}/{}", target.trim_end_matches('/'), name.to_string_lossy());
+            let child_target = format!(
+                "{}/{}",
+                target.trim_end_matches('/'),
+                name.to_string_lossy()
+            );
             walk(&child.path(), &child_target, copy, (uid, gid), out, budget)?;
         }
     } else if meta.is_file() {
@@ -98,9 +109,16 @@ pub(crate) fn write_entries(entries: &[FileEntry], dest: &Path) -> Result<(), St
         let rel = e.path.strip_prefix(&root).unwrap_or(&e.path);
         let rel = rel.trim_start_matches('/');
         if rel.split('/').any(|c| c == "..") || Path::new(rel).is_absolute() {
-            return Err(format!("the engine's archive holds an unsafe path {:?}", e.path));
+            return Err(format!(
+                "the engine's archive holds an unsafe path {:?}",
+                e.path
+            ));
         }
-        let path = if rel.is_empty() { dest.to_path_buf() } else { dest.join(rel) };
+        let path = if rel.is_empty() {
+            dest.to_path_buf()
+        } else {
+            dest.join(rel)
+        };
         let io = |what: &str, err: std::io::Error| format!("{what} {}: {err}", path.display());
         match &e.kind {
             EntryKind::Dir => {
@@ -108,7 +126,8 @@ pub(crate) fn write_entries(entries: &[FileEntry], dest: &Path) -> Result<(), St
             }
             EntryKind::File(data) => {
                 if let Some(parent) = path.parent() {
-                    std::fs::create_dir_all(parent).map_err(|err| io("creating the parent of", err))?;
+                    std::fs::create_dir_all(parent)
+                        .map_err(|err| io("creating the parent of", err))?;
                 }
                 std::fs::write(&path, data).map_err(|err| io("writing", err))?;
                 let _ = std::fs::set_permissions(&path, std::fs::Permissions::from_mode(e.mode));
@@ -139,7 +158,13 @@ mod tests {
         let paths: Vec<&str> = entries.iter().map(|e| e.path.as_str()).collect();
         assert_eq!(
             paths,
-            ["/etc/app", "/etc/app/a.txt", "/etc/app/link", "/etc/app/sub", "/etc/app/sub/b.txt"]
+            [
+                "/etc/app",
+                "/etc/app/a.txt",
+                "/etc/app/link",
+                "/etc/app/sub",
+                "/etc/app/sub/b.txt"
+            ]
         );
         assert!(entries.iter().all(|e| (e.uid, e.gid) == (7, 8)));
         // As an engine returns them: relative to the parent of the copied path.
@@ -151,7 +176,10 @@ mod tests {
             })
             .collect();
         write_entries(&back, &dir.join("out")).expect("written");
-        assert_eq!(std::fs::read_to_string(dir.join("out/sub/b.txt")).expect("b"), "b");
+        assert_eq!(
+            std::fs::read_to_string(dir.join("out/sub/b.txt")).expect("b"),
+            "b"
+        );
         assert_eq!(
             std::fs::read_link(dir.join("out/link")).expect("link"),
             Path::new("a.txt")

@@ -136,7 +136,9 @@ mod tests {
     #[test]
     fn targets_must_be_absolute_without_parent_components() {
         assert!(CopyFile::bytes(*b"x", "/etc/a").check_definition().is_ok());
-        let relative = CopyFile::bytes(*b"x", "etc/a").check_definition().unwrap_err();
+        let relative = CopyFile::bytes(*b"x", "etc/a")
+            .check_definition()
+            .unwrap_err();
         assert!(relative.contains("absolute"), "{relative}");
         let escape = CopyFile::bytes(*b"x", "/data/../etc/passwd")
             .check_definition()

@@ -5,6 +5,7 @@ mod bad_input;
 mod blocking;
 mod catalog;
 mod common;
+mod container_options;
 mod crash_safety;
 mod demo;
 mod ecosystem;

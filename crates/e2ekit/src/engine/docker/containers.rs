@@ -35,7 +35,8 @@ impl DockerBackend {
             if let Some(platform) = &spec.platform {
                 opts = opts.platform(platform);
             }
-            self.docker.create_container(Some(opts.build()), body.clone())
+            self.docker
+                .create_container(Some(opts.build()), body.clone())
         };
         let action = || format!("creating container {} for runnable {for_whom}", spec.name);
         let created = match within(action, CALL_TIMEOUT, create()).await {
@@ -380,8 +381,8 @@ impl DockerBackend {
 /// named by its number: the environment knows its name); other errors as they are.
 fn port_taken(e: Error, spec: &ContainerSpec, for_whom: &str) -> Error {
     let message = engine_message(&e).to_string();
-    let taken = message.contains("port is already allocated")
-        || message.contains("address already in use");
+    let taken =
+        message.contains("port is already allocated") || message.contains("address already in use");
     if !taken {
         return e;
     }

@@ -33,7 +33,8 @@ impl DockerBackend {
                 source,
             }
         };
-        let archive = tar_of(entries).map_err(|e| failed("packing the files".into(), Some(e.into())))?;
+        let archive =
+            tar_of(entries).map_err(|e| failed("packing the files".into(), Some(e.into())))?;
         // Extracted at `/`: entries carry their absolute paths (without the leading `/`), and
         // the engine creates missing parent directories.
         let opts = UploadToContainerOptionsBuilder::default().path("/").build();
@@ -98,7 +99,8 @@ impl DockerBackend {
                 }
             }
         }
-        entries_of(&archive).map_err(|e| failed("unpacking the engine's archive".into(), Some(e.into())))
+        entries_of(&archive)
+            .map_err(|e| failed("unpacking the engine's archive".into(), Some(e.into())))
     }
 
     pub(super) async fn output(&self, id: &str, for_whom: &str) -> Result<Output> {
@@ -191,7 +193,11 @@ fn entries_of(archive: &[u8]) -> std::io::Result<Vec<FileEntry>> {
     for entry in reader.entries()? {
         let mut entry = entry?;
         let header = entry.header().clone();
-        let path = entry.path()?.to_string_lossy().trim_end_matches('/').to_string();
+        let path = entry
+            .path()?
+            .to_string_lossy()
+            .trim_end_matches('/')
+            .to_string();
         let kind = match header.entry_type() {
             tar::EntryType::Directory => EntryKind::Dir,
             tar::EntryType::Symlink => EntryKind::Symlink(

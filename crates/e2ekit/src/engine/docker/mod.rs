@@ -32,8 +32,8 @@ use std::time::Duration;
 use bollard::Docker;
 
 use super::{
-    Backend, ContainerSpec, ExecOutput, ExecRequest, ExitStatus, ImageConfig, Labelled, Leftovers,
-    FileEntry, LogLine, LogStream, NetworkInfo, Output, StartedContainer, UsageStream,
+    Backend, ContainerSpec, ExecOutput, ExecRequest, ExitStatus, FileEntry, ImageConfig, Labelled,
+    Leftovers, LogLine, LogStream, NetworkInfo, Output, StartedContainer, UsageStream,
 };
 use crate::error::{Error, Result};
 use crate::host::labels;

@@ -6,6 +6,7 @@ use bollard::query_parameters::{ListContainersOptionsBuilder, ListNetworksOption
 
 use super::calls::{already_done, is_not_found, within, CALL_TIMEOUT};
 use super::{DockerBackend, Labelled, Leftovers};
+use crate::engine::ResourceKind;
 use crate::error::Result;
 use crate::host::labels;
 
@@ -56,13 +57,11 @@ impl DockerBackend {
 
     pub(super) async fn list_labelled(&self) -> Result<Vec<Labelled>> {
         let (containers, networks) = self.list_with_label(vec![labels::ENV.to_string()]).await?;
-        let volumes = self
-            .labelled_volumes(vec![labels::ENV.to_string()])
-            .await?;
-        let entry = |container: bool, labels: Option<&HashMap<String, String>>| {
+        let volumes = self.labelled_volumes(vec![labels::ENV.to_string()]).await?;
+        let entry = |kind: ResourceKind, labels: Option<&HashMap<String, String>>| {
             let labels = labels?;
             Some(Labelled {
-                container,
+                kind,
                 env: labels.get(labels::ENV)?.clone(),
                 owner: labels.get(labels::OWNER).cloned(),
                 created: labels.get(labels::CREATED).cloned(),
@@ -70,13 +69,17 @@ impl DockerBackend {
         };
         Ok(containers
             .iter()
-            .filter_map(|c| entry(true, c.labels.as_ref()))
+            .filter_map(|c| entry(ResourceKind::Container, c.labels.as_ref()))
             .chain(
                 networks
                     .iter()
-                    .filter_map(|n| entry(false, n.labels.as_ref())),
+                    .filter_map(|n| entry(ResourceKind::Network, n.labels.as_ref())),
             )
-            .chain(volumes.iter().filter_map(|v| entry(false, Some(&v.labels))))
+            .chain(
+                volumes
+                    .iter()
+                    .filter_map(|v| entry(ResourceKind::Volume, Some(&v.labels))),
+            )
             .collect())
     }
 
