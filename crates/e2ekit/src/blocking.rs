@@ -623,6 +623,77 @@ impl Runnable {
         fn metadata(&self, key: &str) -> Option<String>
     }
 
+    same! {
+        /// Like `endpoint`, as a socket address.
+        ///
+        /// ```no_run
+        /// # fn demo(r: e2ekit::blocking::Runnable) -> e2ekit::Result<()> {
+        /// let addr: std::net::SocketAddr = r.endpoint_addr("http")?;
+        /// # Ok(()) }
+        /// ```
+        fn endpoint_addr(&self, port: &str) -> Result<std::net::SocketAddr>
+    }
+    same! {
+        /// The engine's id of the container, once started.
+        ///
+        /// ```no_run
+        /// # fn demo(r: e2ekit::blocking::Runnable) { println!("{:?}", r.container_id()); }
+        /// ```
+        fn container_id(&self) -> Option<String>
+    }
+    same! {
+        /// The exit code once the container exited on its own.
+        ///
+        /// ```no_run
+        /// # fn demo(r: e2ekit::blocking::Runnable) { println!("{:?}", r.exit_code()); }
+        /// ```
+        fn exit_code(&self) -> Option<i64>
+    }
+    blocking! {
+        /// Copies a file or directory into the running container.
+        ///
+        /// ```no_run
+        /// # fn demo(r: e2ekit::blocking::Runnable) -> e2ekit::Result<()> {
+        /// r.copy_to(e2ekit::CopyFile::bytes(b"x".to_vec(), "/etc/x"))?;
+        /// # Ok(()) }
+        /// ```
+        fn copy_to(&self, file: crate::spec::CopyFile) -> ()
+    }
+    blocking! {
+        /// The content of a file in the container.
+        ///
+        /// ```no_run
+        /// # fn demo(r: e2ekit::blocking::Runnable) -> e2ekit::Result<()> {
+        /// let data = r.read_file("/etc/hostname")?;
+        /// # Ok(()) }
+        /// ```
+        fn read_file(&self, path: &str) -> Vec<u8>
+    }
+    blocking! {
+        /// Everything the container printed so far, stdout and stderr apart.
+        ///
+        /// ```no_run
+        /// # fn demo(r: e2ekit::blocking::Runnable) -> e2ekit::Result<()> {
+        /// println!("{}", r.output()?.stderr);
+        /// # Ok(()) }
+        /// ```
+        fn output(&self) -> crate::spec::Output
+    }
+
+    /// Copies a file or directory of the container to `host_dest`.
+    ///
+    /// ```no_run
+    /// # fn demo(r: e2ekit::blocking::Runnable) -> e2ekit::Result<()> {
+    /// r.copy_from("/var/lib/app", "/tmp/app-state")?;
+    /// # Ok(()) }
+    /// ```
+    pub fn copy_from(&self, path: &str, host_dest: impl AsRef<Path>) -> Result<()> {
+        block_on(
+            "Runnable::copy_from",
+            self.inner.copy_from(path, host_dest.as_ref()),
+        )?
+    }
+
     /// Stores a value with the runnable.
     ///
     /// ```no_run
