@@ -6,6 +6,7 @@ mod blocking;
 mod catalog;
 mod common;
 mod crash_safety;
+mod databases;
 mod demo;
 mod ecosystem;
 mod environment;
