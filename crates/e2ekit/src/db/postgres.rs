@@ -228,6 +228,9 @@ fi
 exec "$@"
 "#;
 
+/// Where Debian keeps PostgreSQL 15's programs.
+const BIN_DIR: &str = "/usr/lib/postgresql/15/bin";
+
 /// An image of the host's Debian PostgreSQL 15 (`postgresql-15`, `postgresql-client-15`,
 /// `tzdata`, and `busybox-static` for the shell) in the official image's layout: `postgres`,
 /// `psql` and `initdb` on `PATH`, data in `/var/lib/postgresql/data` (`PGDATA`), and a
@@ -253,6 +256,15 @@ pub fn debian_image() -> Result<HostImage> {
         image,
         &["sh", "mkdir", "chmod", "rm", "mktemp", "cat", "echo", "env"],
     )?;
+    // The server's programs on PATH, as in the official image (links: initdb and pg_ctl
+    // find `postgres` beside their real path).
+    let mut image = image;
+    let entries = std::fs::read_dir(BIN_DIR)
+        .map_err(|e| crate::error::Error::io(format!("listing {BIN_DIR}"), e))?;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        image = image.symlink(format!("/usr/local/bin/{name}"), format!("{BIN_DIR}/{name}"));
+    }
     Ok(image
         .executable("/usr/local/bin/docker-entrypoint.sh", ENTRYPOINT)
         .dir("/var/lib/postgresql/data")
@@ -262,10 +274,6 @@ pub fn debian_image() -> Result<HostImage> {
         // The socket directory Debian's server and clients default to.
         .dir("/var/run/postgresql")
         .owner("/var/run/postgresql", uid, gid)
-        .env(
-            "PATH",
-            "/usr/local/bin:/usr/lib/postgresql/15/bin:/usr/bin:/bin",
-        )
         .env("PGDATA", "/var/lib/postgresql/data")
         .user("postgres")
         .entrypoint(["/usr/local/bin/docker-entrypoint.sh"])
