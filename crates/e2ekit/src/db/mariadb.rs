@@ -139,6 +139,7 @@ pub fn mariadb(env: &Environment, name: &str, options: Options) -> Result<MariaD
     servers::check_value(name, "user", &user)?;
     servers::check_value(name, "password", &password)?;
     servers::check_value(name, "database", &database)?;
+    servers::check_exporter_name(env, name, &options)?;
     let runnable = super::deploy(env, name, |site| mariadb_spec(site, &options))?;
     let mut server = Server {
         runnable,
@@ -307,7 +308,11 @@ exec "$@"
 pub fn debian_image() -> Result<HostImage> {
     let (uid, gid) = servers::system_account("mysql")?;
     let mut image = HostImage::debian_package("e2ekit/mariadb-debian", "mariadb-server")?;
-    for package in ["mariadb-server-core", "mariadb-client", "mariadb-client-core"] {
+    for package in [
+        "mariadb-server-core",
+        "mariadb-client",
+        "mariadb-client-core",
+    ] {
         image = image.with_debian_package(package)?;
     }
     let image = servers::with_busybox(

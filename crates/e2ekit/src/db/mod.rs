@@ -90,6 +90,9 @@ use crate::spec::Flags;
 use crate::spec::StartOptions;
 use crate::wait::WaitPolicy;
 
+pub use self::mariadb::{mariadb, MariaDb};
+pub use self::postgres::{postgres, Postgres};
+pub use self::redis::{redis, Redis};
 pub use crate::profiling::{Observable, Parca};
 pub use crate::prometheus::config::{
     target_groups, AlertingConfig, AlertmanagersConfig, FileSdConfig, GlobalConfig,
@@ -109,9 +112,6 @@ pub use stores::{
 };
 pub use thanos::{thanos_querier, thanos_sidecar, thanos_store};
 pub use tracing_backend::jaeger;
-pub use self::mariadb::{mariadb, MariaDb};
-pub use self::postgres::{postgres, Postgres};
-pub use self::redis::{redis, Redis};
 
 pub(crate) use site::{deploy, Site, Spec};
 

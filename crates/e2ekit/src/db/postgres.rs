@@ -136,6 +136,7 @@ pub fn postgres(env: &Environment, name: &str, options: Options) -> Result<Postg
     servers::check_value(name, "user", &user)?;
     servers::check_value(name, "password", &password)?;
     servers::check_value(name, "database", &database)?;
+    servers::check_exporter_name(env, name, &options)?;
     let runnable = super::deploy(env, name, |site| postgres_spec(site, &options))?;
     let mut server = Server {
         runnable,
@@ -145,8 +146,10 @@ pub fn postgres(env: &Environment, name: &str, options: Options) -> Result<Postg
         exporter: None,
     };
     if options.server.exporter {
-        let dsn = server.url("postgresql", &server.runnable.internal_endpoint(ACCESS_PORT)?)
-            + "?sslmode=disable";
+        let dsn = server.url(
+            "postgresql",
+            &server.runnable.internal_endpoint(ACCESS_PORT)?,
+        ) + "?sslmode=disable";
         server.exporter = Some(servers::deploy_exporter(env, name, &options, |_site| {
             exporter_spec(&options, dsn)
         })?);
@@ -263,7 +266,10 @@ pub fn debian_image() -> Result<HostImage> {
         .map_err(|e| crate::error::Error::io(format!("listing {BIN_DIR}"), e))?;
     for entry in entries.flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        image = image.symlink(format!("/usr/local/bin/{name}"), format!("{BIN_DIR}/{name}"));
+        image = image.symlink(
+            format!("/usr/local/bin/{name}"),
+            format!("{BIN_DIR}/{name}"),
+        );
     }
     Ok(image
         .executable("/usr/local/bin/docker-entrypoint.sh", ENTRYPOINT)

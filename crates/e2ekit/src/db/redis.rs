@@ -119,6 +119,7 @@ impl Redis {
 pub fn redis(env: &Environment, name: &str, options: Options) -> Result<Redis> {
     let database = options.database_or("0");
     check_options(name, &options, &database)?;
+    servers::check_exporter_name(env, name, &options)?;
     let password = options.server.password.clone().unwrap_or_default();
     let runnable = super::deploy(env, name, |site| redis_spec(site, &options))?;
     let mut server = Server {

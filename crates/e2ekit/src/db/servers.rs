@@ -80,12 +80,18 @@ impl Options {
 
     /// The password, or the entry's default.
     pub(crate) fn password_or(&self, default: &str) -> String {
-        self.server.password.clone().unwrap_or_else(|| default.into())
+        self.server
+            .password
+            .clone()
+            .unwrap_or_else(|| default.into())
     }
 
     /// The database, or the entry's default.
     pub(crate) fn database_or(&self, default: &str) -> String {
-        self.server.database.clone().unwrap_or_else(|| default.into())
+        self.server
+            .database
+            .clone()
+            .unwrap_or_else(|| default.into())
     }
 }
 
@@ -135,6 +141,24 @@ pub(crate) fn split_endpoint(runnable: &str, endpoint: &str) -> Result<(String, 
 /// `host:port` of the runnable's [`ACCESS_PORT`] from the test process, split.
 pub(crate) fn host_port(runnable: &Runnable) -> Result<(String, u16)> {
     split_endpoint(runnable.name(), &runnable.endpoint(ACCESS_PORT)?)
+}
+
+/// Before a server with an exporter is defined: the exporter's name `<name>-exporter` must
+/// be valid and free, so a server is never left defined without the exporter asked for.
+pub(crate) fn check_exporter_name(env: &Environment, name: &str, options: &Options) -> Result<()> {
+    if !options.server.exporter {
+        return Ok(());
+    }
+    let exporter = format!("{name}-exporter");
+    let core = env.core();
+    crate::host::naming::validate_runnable_name(&core.name, &exporter)?;
+    if crate::host::fs::lock(&core.names).contains(&exporter) {
+        return Err(Error::DuplicateRunnable {
+            env: core.name.clone(),
+            name: exporter,
+        });
+    }
+    Ok(())
 }
 
 /// An exporter runnable beside a server: `command` in `image` (entrypoint disabled), with
@@ -200,7 +224,10 @@ impl fmt::Debug for Server {
             .field("database", &self.database)
             .field(
                 "exporter",
-                &self.exporter.as_ref().map(|e| e.runnable().name().to_string()),
+                &self
+                    .exporter
+                    .as_ref()
+                    .map(|e| e.runnable().name().to_string()),
             )
             .finish_non_exhaustive()
     }
@@ -297,7 +324,10 @@ mod tests {
     fn bad_values_are_refused_with_the_runnable_named() {
         assert!(check_value("pg", "password", "s3cret with spaces'\"").is_ok());
         let err = check_value("pg", "user", "").expect_err("empty");
-        assert!(err.to_string().contains("user of database runnable \"pg\""), "{err}");
+        assert!(
+            err.to_string().contains("user of database runnable \"pg\""),
+            "{err}"
+        );
         assert!(check_value("pg", "database", "a\nb").is_err());
     }
 
@@ -307,6 +337,47 @@ mod tests {
         let text = format!("{options:?}");
         assert!(!text.contains("hunter2"), "{text}");
         assert!(text.contains("\"u\""), "{text}");
+    }
+
+    #[tokio::test]
+    async fn servers_define_their_exporter_and_refuse_a_taken_exporter_name() {
+        use crate::engine::fake::FakeEngine;
+
+        let env = crate::env::tests::fake_env(&FakeEngine::new(), "fk-dbs").await;
+        let pg = crate::db::postgres(&env, "pg", Options::new().exporter()).expect("defined");
+        let exporter = pg.exporter().expect("asked for");
+        assert_eq!(exporter.runnable().name(), "pg-exporter");
+        assert_eq!(
+            exporter.runnable().options().image(),
+            super::super::images::POSTGRES_EXPORTER
+        );
+        // Not running yet: the URL needs the published port, and says so.
+        let err = pg.url().expect_err("not running");
+        assert!(err.to_string().contains("\"pg\""), "{err}");
+        let internal = pg.internal_url().expect("internal");
+        assert_eq!(
+            internal,
+            format!(
+                "postgres://postgres:postgres@{}/postgres",
+                pg.internal_endpoint(ACCESS_PORT).expect("endpoint")
+            )
+        );
+        assert!(internal.ends_with("-pg:5432/postgres"), "{internal}");
+        let redis = crate::db::redis(&env, "cache", Options::new()).expect("defined");
+        assert!(redis.exporter().is_none());
+        assert_eq!(redis.password(), None);
+
+        // `sql-exporter` is taken: nothing is defined, so `sql` stays free.
+        env.runnable("sql-exporter")
+            .future()
+            .expect("taken by the test");
+        let err = crate::db::mariadb(&env, "sql", Options::new().exporter()).expect_err("taken");
+        assert!(
+            matches!(&err, crate::Error::DuplicateRunnable { name, .. } if name == "sql-exporter"),
+            "{err}"
+        );
+        crate::db::mariadb(&env, "sql", Options::new()).expect("the name is still free");
+        env.close().await;
     }
 
     #[test]
