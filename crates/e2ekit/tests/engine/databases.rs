@@ -136,7 +136,8 @@ async fn postgres_serves_its_user_and_database_and_refuses_a_wrong_password() ->
             .image(image.clone())
             .user("app")
             .password(PASSWORD)
-            .database("orders"),
+            .database("orders")
+            .flag("--max_connections", "20"),
     )?;
     // A second server for the exporter: Debian's exporter (0.11) cannot parse a password
     // with a space or a quote (its DSN parsing splits on them), so this one has a plainer one.
@@ -189,6 +190,13 @@ async fn postgres_serves_its_user_and_database_and_refuses_a_wrong_password() ->
         .map(|r| r.get(0))
         .collect();
     assert_eq!(names, ["apple", "pear"]);
+    // Flags reach the server.
+    let max: String = client
+        .query_one("SHOW max_connections", &[])
+        .await
+        .expect("SHOW")
+        .get(0);
+    assert_eq!(max, "20");
     drop(client);
     let _ = connection.await;
 
@@ -225,14 +233,25 @@ async fn mariadb_serves_its_user_and_database_and_refuses_a_wrong_password() -> 
         &env,
         "sql",
         db::Options::new()
-            .image(image)
+            .image(image.clone())
             .user("app")
             .password(PASSWORD)
             .database("orders")
             .exporter_image(exporter),
     )?;
+    // Root alone: the official entrypoint takes root's password only from
+    // MARIADB_ROOT_PASSWORD.
+    let root = db::mariadb(
+        &env,
+        "sql-root",
+        db::Options::new()
+            .image(image)
+            .user("root")
+            .password("r00t")
+            .flag("--max-connections", "20"),
+    )?;
     let exporter = sql.exporter().expect("asked for an exporter");
-    start_and_wait_ready(&[&sql, exporter]).await?;
+    start_and_wait_ready(&[&sql, &root, exporter]).await?;
 
     let url = sql.url()?;
     let (host, port) = sql.host_port()?;
@@ -277,6 +296,20 @@ async fn mariadb_serves_its_user_and_database_and_refuses_a_wrong_password() -> 
         panic!("a wrong password was accepted");
     };
     assert!(err.to_string().contains("Access denied"), "{err}");
+
+    let mut conn = mysql_async::Conn::new(mysql_async::Opts::from_url(&root.url()?).expect("URL"))
+        .await
+        .unwrap_or_else(|e| panic!("connecting as root: {e}"));
+    let who: Option<(String, String, u32)> = conn
+        .query_first("SELECT CURRENT_USER(), DATABASE(), @@max_connections")
+        .await
+        .expect("who am I");
+    assert_eq!(
+        who,
+        Some(("root@%".to_string(), "test".to_string(), 20)),
+        "root over TCP, the default database, the flag applied"
+    );
+    conn.disconnect().await.expect("disconnecting");
 
     exporter
         .wait_sum_metrics(equals(1.0), ["mysql_up"])
