@@ -6,7 +6,10 @@
 //! ```
 
 pub use super::azurite::{CLI_IMAGE as AZURE_CLI, IMAGE as AZURITE};
+pub use super::mariadb::{EXPORTER_IMAGE as MYSQLD_EXPORTER, IMAGE as MARIADB};
 pub use super::minio::IMAGE as MINIO;
+pub use super::postgres::{EXPORTER_IMAGE as POSTGRES_EXPORTER, IMAGE as POSTGRES};
+pub use super::redis::{EXPORTER_IMAGE as REDIS_EXPORTER, IMAGE as REDIS};
 pub use super::thanos::THANOS_IMAGE as THANOS;
 pub use super::tracing_backend::JAEGER_IMAGE as JAEGER;
 pub use crate::profiling::PARCA_IMAGE as PARCA;

@@ -52,10 +52,15 @@
 //! | [`node_exporter`] | `quay.io/prometheus/node-exporter` | [`Instrumented`](crate::Instrumented) |
 //! | [`exporter`] | yours | [`Instrumented`](crate::Instrumented) |
 //! | [`registry`] | `registry` | [`Registry`] (instrumented on `"debug"`, `push`) |
+//! | [`redis()`] | `redis` | [`Redis`] (URL, password; optional exporter) |
+//! | [`postgres()`] | `postgres` | [`Postgres`] (URL, credentials; optional exporter) |
+//! | [`mariadb()`] | `mariadb` | [`MariaDb`] (URL, credentials; optional exporter) |
 //!
 //! Without registry access, [`HostImage::debian_package`](crate::HostImage::debian_package)
 //! packs an installed Debian package into an image (link its binary where the official image
-//! has it: `.symlink("/bin/alertmanager", "/usr/bin/prometheus-alertmanager")`).
+//! has it: `.symlink("/bin/alertmanager", "/usr/bin/prometheus-alertmanager")`). The
+//! database servers have ready-made stand-ins in the official layouts:
+//! [`redis::debian_image`], [`postgres::debian_image`], [`mariadb::debian_image`].
 
 mod azurite;
 #[cfg(feature = "tls")]
@@ -73,6 +78,11 @@ mod site;
 mod stores;
 mod thanos;
 mod tracing_backend;
+// The database servers test authors reach for first (issue 13).
+pub mod mariadb;
+pub mod postgres;
+pub mod redis;
+mod servers;
 
 use std::fmt;
 
@@ -80,6 +90,9 @@ use crate::spec::Flags;
 use crate::spec::StartOptions;
 use crate::wait::WaitPolicy;
 
+pub use self::mariadb::{mariadb, MariaDb};
+pub use self::postgres::{postgres, Postgres};
+pub use self::redis::{redis, Redis};
 pub use crate::profiling::{Observable, Parca};
 pub use crate::prometheus::config::{
     target_groups, AlertingConfig, AlertmanagersConfig, FileSdConfig, GlobalConfig,
@@ -116,6 +129,8 @@ pub struct Options {
     pub(crate) sse: bool,
     pub(crate) azurite_accounts: Option<String>,
     pub(crate) azurite_connection_string: Option<String>,
+    /// Credentials, database and exporter of the database servers (`servers.rs`).
+    pub(crate) server: servers::ServerOptions,
 }
 
 impl fmt::Debug for Options {
@@ -134,6 +149,7 @@ impl fmt::Debug for Options {
                 "azurite_connection_string",
                 &self.azurite_connection_string.as_ref().map(|_| "…"),
             )
+            .field("server", &self.server)
             .finish()
     }
 }

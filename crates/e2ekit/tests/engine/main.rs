@@ -7,6 +7,7 @@ mod catalog;
 mod common;
 mod container_options;
 mod crash_safety;
+mod databases;
 mod demo;
 mod ecosystem;
 mod environment;
