@@ -4,7 +4,7 @@
 //! e2ekit needs no registry: every image the tests and the demo run is built from files on
 //! this host. A few come from Debian packages (busybox for shells and `httpd`, Prometheus,
 //! its Alertmanager, Pushgateway and node exporter, the distribution registry, PostgreSQL,
-//! etcd, memcached, a font for chart text). These commands check for them, install what is
+//! Redis, MariaDB and their exporters, etcd, memcached, a font for chart text). These commands check for them, install what is
 //! missing with `apt-get` (saying what and why, using `sudo` when not root), then run the demo
 //! or the tests. Without `apt-get` they say exactly what to install instead.
 
@@ -74,6 +74,60 @@ const POSTGRES: Need = Need {
     why: "a PostgreSQL packed by HostImage::debian_package, with its client",
     service: Some("postgresql"),
 };
+const POSTGRES_CLIENT: Need = Need {
+    path: "/usr/lib/postgresql/15/bin/psql",
+    package: "postgresql-client-15",
+    why: "psql in the PostgreSQL stand-in image (db::postgres readiness)",
+    service: None,
+};
+const TZDATA: Need = Need {
+    path: "/usr/share/zoneinfo/UTC",
+    package: "tzdata",
+    why: "time zones in the PostgreSQL stand-in image",
+    service: None,
+};
+const REDIS: Need = Need {
+    path: "/usr/bin/redis-server",
+    package: "redis-server",
+    why: "db::redis::debian_image(), the Redis stand-in for the official image",
+    service: Some("redis-server"),
+};
+const REDIS_TOOLS: Need = Need {
+    path: "/usr/bin/redis-cli",
+    package: "redis-tools",
+    why: "redis-cli for db::redis readiness in the stand-in image",
+    service: None,
+};
+const MARIADB: Need = Need {
+    path: "/usr/sbin/mariadbd",
+    package: "mariadb-server",
+    why: "db::mariadb::debian_image(), the MariaDB stand-in for the official image",
+    service: Some("mariadb"),
+};
+const MARIADB_CLIENT: Need = Need {
+    path: "/usr/bin/mariadb",
+    package: "mariadb-client",
+    why: "the mariadb client for db::mariadb readiness in the stand-in image",
+    service: None,
+};
+const REDIS_EXPORTER: Need = Need {
+    path: "/usr/bin/prometheus-redis-exporter",
+    package: "prometheus-redis-exporter",
+    why: "the Redis exporter sidecar test",
+    service: Some("prometheus-redis-exporter"),
+};
+const POSTGRES_EXPORTER: Need = Need {
+    path: "/usr/bin/prometheus-postgres-exporter",
+    package: "prometheus-postgres-exporter",
+    why: "the PostgreSQL exporter sidecar test",
+    service: Some("prometheus-postgres-exporter"),
+};
+const MYSQLD_EXPORTER: Need = Need {
+    path: "/usr/bin/prometheus-mysqld-exporter",
+    package: "prometheus-mysqld-exporter",
+    why: "the MariaDB exporter sidecar test",
+    service: Some("prometheus-mysqld-exporter"),
+};
 const FONT: Need = Need {
     path: "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
     package: "fonts-dejavu-core",
@@ -129,6 +183,15 @@ fn test(args: &[String]) -> Result<(), String> {
         NODE_EXPORTER,
         REGISTRY,
         POSTGRES,
+        POSTGRES_CLIENT,
+        TZDATA,
+        REDIS,
+        REDIS_TOOLS,
+        MARIADB,
+        MARIADB_CLIENT,
+        REDIS_EXPORTER,
+        POSTGRES_EXPORTER,
+        MYSQLD_EXPORTER,
         FONT,
     ])?;
     let mut command = Command::new(cargo());

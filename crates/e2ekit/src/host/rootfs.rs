@@ -270,11 +270,18 @@ impl HostImage {
 
     /// The image config: `PATH`, the user's settings and the host-image label.
     fn config(&self) -> ImageConfig {
-        let mut env = vec![(
+        let mut env: Vec<(String, String)> = vec![(
             "PATH".to_string(),
             "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin".to_string(),
         )];
-        env.extend(self.env.iter().cloned());
+        // One entry per name, the last setting winning: with two, an engine merging a
+        // container's own variables keeps the first (the default PATH), not the user's.
+        for (key, value) in &self.env {
+            match env.iter_mut().find(|(k, _)| k == key) {
+                Some(existing) => existing.1 = value.clone(),
+                None => env.push((key.clone(), value.clone())),
+            }
+        }
         ImageConfig {
             env,
             entrypoint: self.entrypoint.clone(),
@@ -622,6 +629,22 @@ fn parse_ldd(text: &str) -> Result<Vec<PathBuf>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_users_path_replaces_the_default_instead_of_adding_a_second_entry() {
+        let image = HostImage::new("t/path")
+            .env("PATH", "/opt/bin:/bin")
+            .env("A", "1")
+            .env("A", "2");
+        let env = image.config().env;
+        assert_eq!(
+            env,
+            [
+                ("PATH".to_string(), "/opt/bin:/bin".to_string()),
+                ("A".to_string(), "2".to_string())
+            ]
+        );
+    }
 
     #[test]
     fn ldd_output_lists_libraries_and_loader() {
