@@ -681,8 +681,10 @@ impl Backend for FakeEngine {
             followers: Vec::new(),
             script: script.clone(),
             files: spec
-                .files
+                .shared_dir
                 .iter()
+                .flat_map(|(_, entries)| entries)
+                .chain(&spec.files)
                 .map(|f| (f.path.clone(), f.clone()))
                 .collect(),
         };

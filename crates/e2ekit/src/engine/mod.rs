@@ -139,6 +139,9 @@ pub(crate) struct ContainerSpec {
     pub network: Option<String>,
     /// Files copied in after the container is created and before it starts.
     pub files: Vec<FileEntry>,
+    /// On an engine that cannot see the test host's files: the shared directory's path and
+    /// its content at start, to be made available at the same path (writable).
+    pub shared_dir: Option<(String, Vec<FileEntry>)>,
     /// Engine volumes to create (labelled like the container, without its runnable label)
     /// when missing, and mount.
     pub volumes: Vec<VolumeMount>,

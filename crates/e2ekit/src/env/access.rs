@@ -114,23 +114,28 @@ impl Runnable {
         self.copy_to(CopyFile::host_path(host_path, target)).await
     }
 
-    /// The files copied in before the container starts: the shared directory on an engine
-    /// that cannot mount it, then the options' copies, read from the host now.
-    pub(super) fn files_at_start(&self) -> Result<Vec<FileEntry>> {
-        let mut files = Vec::new();
+    /// What is copied in before the container starts, read from the host now: the shared
+    /// directory (its path and content) on an engine that cannot mount it, and the options'
+    /// copies.
+    #[allow(clippy::type_complexity)]
+    pub(super) fn files_at_start(
+        &self,
+    ) -> Result<(Option<(String, Vec<FileEntry>)>, Vec<FileEntry>)> {
+        let mut shared_dir = None;
         if !self.backend().sees_host_files() {
             let shared = &self.inner_core().shared_dir;
-            let uid_gid = crate::host::fs::current_uid().map(|u| (u, u));
-            let mut whole = CopyFile::host_path(shared, shared.display().to_string());
-            if let Some((uid, gid)) = uid_gid {
-                whole = whole.owner(uid, gid);
+            let path = shared.display().to_string();
+            let mut whole = CopyFile::host_path(shared, path.clone());
+            if let Some(uid) = crate::host::fs::current_uid() {
+                whole = whole.owner(uid, uid);
             }
-            files.extend(self.read_copy(&whole)?);
+            shared_dir = Some((path, self.read_copy(&whole)?));
         }
+        let mut files = Vec::new();
         for file in &self.options().container.copies {
             files.extend(self.read_copy(file)?);
         }
-        Ok(files)
+        Ok((shared_dir, files))
     }
 
     /// Maps the engine's "port taken" (which names the container port by number) to the

@@ -256,6 +256,10 @@ async fn on_an_engine_without_this_hosts_files_the_shared_dir_is_copied_not_moun
         spec.mounts
     );
     let config = app.dir().join("config.yml").display().to_string();
+    assert_eq!(
+        spec.shared_dir.as_ref().map(|(path, _)| path.clone()),
+        Some(env.shared_dir().display().to_string())
+    );
     let files = fake.files_of(app.container_name());
     assert_eq!(
         files.get(&config).map(|f| f.kind.clone()),

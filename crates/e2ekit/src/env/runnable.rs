@@ -559,6 +559,7 @@ impl Runnable {
             nano_cpus: opts.cpus.or(core.cpus).map(|c| (c * 1e9) as i64),
             network: Some(core.network.name.clone()),
             files,
+            shared_dir: None,
             volumes: container
                 .named_volumes
                 .iter()
@@ -601,7 +602,9 @@ impl Runnable {
             .await?;
         // From here the engine creates resources: a close waits for this work to end.
         // Read before any engine work: a missing source fails the start with nothing made.
-        let spec = self.spec(self.files_at_start()?)?;
+        let (shared_dir, files) = self.files_at_start()?;
+        let mut spec = self.spec(files)?;
+        spec.shared_dir = shared_dir;
         let _work = core.begin_work().await?;
         let started = self
             .backend()

@@ -59,8 +59,10 @@ impl DockerBackend {
             other => other?,
         };
         let id = created.id;
-        if !spec.files.is_empty() {
-            if let Err(e) = self.copy_in(&id, for_whom, &spec.files).await {
+        let shared = spec.shared_dir.iter().flat_map(|(_, entries)| entries);
+        let files: Vec<_> = shared.chain(&spec.files).cloned().collect();
+        if !files.is_empty() {
+            if let Err(e) = self.copy_in(&id, for_whom, &files).await {
                 let _ = self.remove(&id).await;
                 return Err(e);
             }
