@@ -360,6 +360,43 @@ pub enum Error {
         /// The service's last output lines (they name the offending line).
         logs: LogTail,
     },
+
+    // Readiness by health check and images built from a Dockerfile (issue 13).
+    /// A readiness probe found that the runnable will not become ready (its health check
+    /// reports `unhealthy`), so the wait ended before its deadline.
+    #[error("runnable {runnable:?} will not become ready: {reason}{logs}")]
+    ProbeFailed {
+        /// Runnable name.
+        runnable: String,
+        /// What the probe found (for a health check: its last exit code and output).
+        reason: String,
+        /// The container's last output lines.
+        logs: LogTail,
+    },
+
+    /// Building an image from a Dockerfile failed: a step failed, or the Dockerfile is wrong.
+    #[error("cannot build image {image:?} from {dockerfile} in {context}: {reason}{}", build_step(.step))]
+    DockerfileBuild {
+        /// The image being built.
+        image: String,
+        /// The context directory.
+        context: String,
+        /// The Dockerfile, as a path inside the context.
+        dockerfile: String,
+        /// The step that failed (e.g. `Step 2/3 : RUN make`), when the engine said.
+        step: Option<String>,
+        /// The engine's message.
+        reason: String,
+        /// The last lines of the build's output.
+        output: LogTail,
+    },
+}
+
+fn build_step(step: &Option<String>) -> String {
+    match step {
+        Some(step) => format!("\n  failing step: {step}"),
+        None => String::new(),
+    }
 }
 
 /// `, killed: out of memory (memory limit N bytes),` when the kernel killed the container
@@ -415,6 +452,7 @@ impl Error {
             | Error::MetricsFetch { runnable, .. }
             | Error::MetricMissing { runnable, .. }
             | Error::ConfigRejected { runnable, .. } => Some(runnable),
+            Error::ProbeFailed { runnable, .. } => Some(runnable),
             Error::MetricsWait(failure) => Some(&failure.runnable),
             Error::Query {
                 runnable: Some(runnable),
@@ -442,6 +480,8 @@ impl Error {
             | Error::EngineLost { logs, .. }
             | Error::NotReady { logs, .. }
             | Error::ConfigRejected { logs, .. } => Some(&logs.0),
+            Error::ProbeFailed { logs, .. } => Some(&logs.0),
+            Error::DockerfileBuild { output, .. } => Some(&output.0),
             _ => None,
         }
     }

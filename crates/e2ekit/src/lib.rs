@@ -150,6 +150,7 @@ pub use env::{
 };
 pub use error::{Error, LogTail, MetricsWaitFailure, Result};
 pub use host::{labels, HostImage};
+pub use host::DockerfileImage;
 pub use metrics::{
     between, equals, equals_among_two, greater, greater_among_two, greater_or_equal, less,
     less_among_two, less_or_equal, CompositeInstrumented, Expectation, Instrumented, Matcher,
@@ -158,6 +159,7 @@ pub use metrics::{
 pub use spec::{
     AllProbe, CmdProbe, Command, Flags, HttpProbe, LogProbe, Probe, StartOptions, TcpProbe,
 };
+pub use spec::{CustomProbe, HealthCheck, HealthProbe, ProbeContext};
 pub use wait::WaitPolicy;
 
 /// Old module paths, kept so code written against them still compiles. Use the root
@@ -213,4 +215,7 @@ pub mod prelude {
     };
     pub use crate::wait::WaitPolicy;
     pub use std::time::Duration;
+    // Readiness by health check or a custom probe; images from a Dockerfile (issue 13).
+    pub use crate::host::DockerfileImage;
+    pub use crate::spec::{CustomProbe, HealthCheck, HealthProbe, ProbeContext};
 }

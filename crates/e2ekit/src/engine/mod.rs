@@ -30,6 +30,7 @@ pub(crate) mod cleanup;
 pub(crate) mod docker;
 #[cfg(test)]
 pub(crate) mod fake;
+mod dockerfile_image;
 mod host_image;
 mod lines;
 
@@ -44,6 +45,8 @@ use futures_util::Stream;
 
 use crate::error::Result;
 pub(crate) use crate::spec::{ImageConfig, Mount};
+pub(crate) use crate::spec::HealthCheck;
+pub(crate) use dockerfile_image::build_dockerfile_image;
 pub(crate) use host_image::{build_host_image, INPUT_TAG_PREFIX};
 pub(crate) use lines::{LineSplitter, LogLine};
 
@@ -137,6 +140,8 @@ pub(crate) struct ContainerSpec {
     pub nano_cpus: Option<i64>,
     /// The network to join; `None` runs without any network.
     pub network: Option<String>,
+    /// Replaces the image's health check.
+    pub health_check: Option<HealthCheck>,
 }
 
 /// A container as seen right after it started.
@@ -318,4 +323,47 @@ pub(crate) trait Backend: Send + Sync + std::fmt::Debug {
     /// reading: [`LogLine::cut`] counts the rest. Empty when the output cannot be read.
     async fn log_tail(&self, id: &str, lines: usize, max_line: usize) -> Vec<LogLine>;
     async fn exec(&self, id: &str, for_whom: &str, request: &ExecRequest) -> Result<ExecOutput>;
+
+    // Readiness by health check, and images built from a Dockerfile (issue 13).
+    /// The container's health status as the engine reports it now.
+    async fn health(&self, id: &str, for_whom: &str) -> Result<ContainerHealth>;
+    /// Whether `image` defines a health check (`HEALTHCHECK NONE` counts as none).
+    async fn image_has_health_check(&self, image: &str) -> Result<bool>;
+    /// Builds an image from a Dockerfile and its context and tags it `request.tag`; nothing
+    /// is tagged, and no build container is left, when the build fails.
+    async fn build_image(&self, request: &BuildRequest) -> Result<()>;
 }
+
+/// A container's health, as its health check last found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ContainerHealth {
+    /// Neither the image nor the container's options define a health check.
+    NoHealthCheck,
+    /// Not decided yet: the check has not passed since start.
+    Starting {
+        /// The last check's exit code and output, if one ran.
+        last: Option<(i64, String)>,
+    },
+    Healthy,
+    /// The check failed `failing_streak` times in a row.
+    Unhealthy {
+        failing_streak: i64,
+        last: Option<(i64, String)>,
+    },
+}
+
+/// What to build from a Dockerfile.
+#[derive(Debug, Clone)]
+pub(crate) struct BuildRequest {
+    /// The context as an uncompressed tar (the Dockerfile included).
+    pub context_tar: Vec<u8>,
+    /// The Dockerfile's path inside the context.
+    pub dockerfile: String,
+    pub build_args: BTreeMap<String, String>,
+    /// `repo:tag` to give the image.
+    pub tag: String,
+    pub labels: BTreeMap<String, String>,
+    /// The context directory on the host, for errors.
+    pub context_dir: std::path::PathBuf,
+}
+

@@ -9,8 +9,9 @@ use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
-use crate::engine::{Backend, ExecRequest};
-use crate::spec::{CmdProbe, HttpProbe, Probe, TcpProbe};
+use crate::engine::{Backend, ContainerHealth, ExecRequest};
+use crate::error::{Error, Result};
+use crate::spec::{CmdProbe, CustomProbe, HttpProbe, Probe, ProbeContext, StartOptions, TcpProbe};
 
 /// Where a probe reaches one named port.
 #[derive(Debug, Clone, Copy)]
@@ -24,6 +25,8 @@ pub(crate) struct PortTarget {
 /// What a probe may look at: addresses the engine handed out, and the engine for commands.
 pub(crate) struct ProbeTarget<'a> {
     pub runnable: &'a str,
+    /// The container's name: other runnables reach it by this name.
+    pub container_name: &'a str,
     pub backend: &'a dyn Backend,
     pub http: &'a reqwest::Client,
     pub container_id: &'a str,
@@ -48,22 +51,54 @@ impl ProbeTarget<'_> {
     }
 }
 
+/// Why a probe attempt did not pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ProbeFailure {
+    pub reason: String,
+    /// Waiting longer cannot help (the health check reports `unhealthy`): the wait ends now.
+    pub fatal: bool,
+}
+
+impl From<String> for ProbeFailure {
+    fn from(reason: String) -> Self {
+        Self {
+            reason,
+            fatal: false,
+        }
+    }
+}
+
+impl From<&str> for ProbeFailure {
+    fn from(reason: &str) -> Self {
+        reason.to_string().into()
+    }
+}
+
+impl ProbeFailure {
+    fn fatal(reason: String) -> Self {
+        Self {
+            reason,
+            fatal: true,
+        }
+    }
+}
+
 impl Probe {
     /// One attempt: `Ok` when ready, otherwise why not.
     pub(crate) fn check<'a>(
         &'a self,
         target: &'a ProbeTarget<'a>,
-    ) -> futures_util::future::BoxFuture<'a, Result<(), String>> {
+    ) -> futures_util::future::BoxFuture<'a, std::result::Result<(), ProbeFailure>> {
         Box::pin(async move {
             match self {
-                Probe::Http(p) => check_http(p, target).await,
-                Probe::Tcp(p) => check_tcp(p, target).await,
-                Probe::Cmd(p) => check_cmd(p, target).await,
+                Probe::Http(p) => Ok(check_http(p, target).await?),
+                Probe::Tcp(p) => Ok(check_tcp(p, target).await?),
+                Probe::Cmd(p) => Ok(check_cmd(p, target).await?),
                 Probe::Log(p) => {
                     if p.seen.load(Ordering::Acquire) {
                         Ok(())
                     } else {
-                        Err(format!("no output line matched /{}/ yet", p.pattern))
+                        Err(format!("no output line matched /{}/ yet", p.pattern).into())
                     }
                 }
                 Probe::All(all) => {
@@ -72,8 +107,82 @@ impl Probe {
                     }
                     Ok(())
                 }
+                Probe::Health(_) => check_health(target).await,
+                Probe::Custom(p) => Ok(check_custom(p, target).await?),
             }
         })
+    }
+}
+
+/// Refuses, before any container is created, a health probe on an image that defines no
+/// health check when the start options give none either: the status would never come.
+pub(crate) async fn check_health_defined(
+    backend: &dyn Backend,
+    runnable: &str,
+    options: &StartOptions,
+) -> Result<()> {
+    let waits_on_health = options.readiness.as_ref().is_some_and(Probe::uses_health);
+    if !waits_on_health || options.health_check.is_some() {
+        return Ok(());
+    }
+    if backend.image_has_health_check(&options.image).await? {
+        return Ok(());
+    }
+    Err(Error::InvalidArgument(format!(
+        "runnable {runnable:?} waits for its health check (HealthProbe), but image {:?} defines no HEALTHCHECK; give one with StartOptions::health_check(HealthCheck::new(..)) or use another probe",
+        options.image
+    )))
+}
+
+async fn check_health(t: &ProbeTarget<'_>) -> std::result::Result<(), ProbeFailure> {
+    let last_of = |last: &Option<(i64, String)>| match last {
+        Some((code, output)) => format!(
+            "; last check exited with {code}, output {:?}",
+            truncate(output.trim_end(), 400)
+        ),
+        None => String::new(),
+    };
+    match t.backend.health(t.container_id, t.runnable).await {
+        Ok(ContainerHealth::Healthy) => Ok(()),
+        Ok(ContainerHealth::Starting { last }) => Err(format!(
+            "the health check has not passed yet (status starting){}",
+            last_of(&last)
+        )
+        .into()),
+        Ok(ContainerHealth::Unhealthy {
+            failing_streak,
+            last,
+        }) => Err(ProbeFailure::fatal(format!(
+            "the engine reports it unhealthy after {failing_streak} failed health check(s) in a row{}",
+            last_of(&last)
+        ))),
+        Ok(ContainerHealth::NoHealthCheck) => Err(ProbeFailure::fatal(format!(
+            "it waits for its health check (HealthProbe), but container {} has none; give one with StartOptions::health_check(HealthCheck::new(..))",
+            t.container_name
+        ))),
+        Err(e) => Err(format!("asking the engine for the health status: {}", error_chain(&e)).into()),
+    }
+}
+
+async fn check_custom(p: &CustomProbe, t: &ProbeTarget<'_>) -> std::result::Result<(), String> {
+    let ctx = ProbeContext {
+        runnable: t.runnable.to_string(),
+        container_name: t.container_name.to_string(),
+        ports: t
+            .ports
+            .iter()
+            .map(|(name, port)| (name.clone(), (port.container_port, port.published)))
+            .collect(),
+        container_ip: t.direct_ip,
+    };
+    let name = p.description.as_deref().unwrap_or("the custom probe");
+    match tokio::time::timeout(p.attempt_timeout, (p.check)(ctx)).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(format!("{name}: {e}")),
+        Err(_) => Err(format!(
+            "{name}: the attempt took longer than {:?}",
+            p.attempt_timeout
+        )),
     }
 }
 

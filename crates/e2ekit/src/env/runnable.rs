@@ -33,7 +33,7 @@ use tokio::sync::{watch, Notify};
 
 use super::core::{container_name, runnable_dir, EnvCore};
 use super::output::{spawn_log_pump, RecentLines};
-use super::ready::{PortTarget, ProbeTarget};
+use super::ready::{check_health_defined, PortTarget, ProbeFailure, ProbeTarget};
 use crate::engine::{Backend, ContainerSpec, ExecOutput, ExecRequest, ExitStatus, Mount};
 use crate::error::{Error, LogTail, Result};
 use crate::host::fs::{lock, open_permissions};
@@ -507,6 +507,7 @@ impl Runnable {
             memory_bytes: opts.memory_bytes,
             nano_cpus: opts.cpus.or(core.cpus).map(|c| (c * 1e9) as i64),
             network: Some(core.network.name.clone()),
+            health_check: opts.health_check.clone(),
         }
     }
 
@@ -530,6 +531,7 @@ impl Runnable {
         self.backend()
             .ensure_image(&self.inner.options.image, name)
             .await?;
+        check_health_defined(self.backend(), name, &self.inner.options).await?;
         // From here the engine creates resources: a close waits for this work to end.
         let _work = core.begin_work().await?;
         let started = self.backend().create_and_start(&self.spec(), name).await?;
@@ -683,6 +685,7 @@ impl Runnable {
             let remaining = poll.remaining();
             let target = ProbeTarget {
                 runnable: &self.inner.name,
+                container_name: &self.inner.container_name,
                 backend: self.backend(),
                 http: &self.inner.core.http,
                 container_id: &snap.id,
@@ -693,9 +696,9 @@ impl Runnable {
             };
             let attempt = tokio::select! {
                 r = tokio::time::timeout(remaining.max(Duration::from_millis(50)), probe.check(&target)) => {
-                    r.unwrap_or_else(|_| Err("the probe attempt timed out".to_string()))
+                    r.unwrap_or_else(|_| Err("the probe attempt timed out".into()))
                 }
-                _ = snap.exit.changed() => Err("the container stopped".to_string()),
+                _ = snap.exit.changed() => Err(ProbeFailure::from("the container stopped")),
             };
             let last_error = match attempt {
                 Ok(()) => {
@@ -707,6 +710,14 @@ impl Runnable {
             if let Some(ended) = self.ended_of(&snap) {
                 return Err(self.ended(&snap, ended, "waiting for readiness").await);
             }
+            if last_error.fatal {
+                return Err(Error::ProbeFailed {
+                    runnable: self.inner.name.clone(),
+                    reason: last_error.reason,
+                    logs: self.tail_or_recent(&snap).await,
+                });
+            }
+            let last_error = last_error.reason;
             let Some(pause) = poll.next_pause() else {
                 return Err(Error::NotReady {
                     runnable: self.inner.name.clone(),

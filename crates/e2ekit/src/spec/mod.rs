@@ -25,4 +25,5 @@ pub use flags::Flags;
 pub(crate) use image::ImageConfig;
 pub(crate) use mount::Mount;
 pub use probe::{AllProbe, CmdProbe, HttpProbe, LogProbe, Probe, TcpProbe};
+pub use probe::{CustomProbe, HealthCheck, HealthProbe, ProbeContext};
 pub use start::StartOptions;

@@ -16,7 +16,7 @@
 //! ```
 
 use super::command::Command;
-use super::probe::Probe;
+use super::probe::{HealthCheck, Probe};
 use super::reference::check_image_reference;
 use crate::wait::WaitPolicy;
 
@@ -36,6 +36,7 @@ pub struct StartOptions {
     pub(crate) capabilities: Vec<String>,
     pub(crate) memory_bytes: Option<i64>,
     pub(crate) cpus: Option<f64>,
+    pub(crate) health_check: Option<HealthCheck>,
 }
 
 impl StartOptions {
@@ -55,6 +56,7 @@ impl StartOptions {
             capabilities: Vec::new(),
             memory_bytes: None,
             cpus: None,
+            health_check: None,
         }
     }
 
@@ -182,7 +184,19 @@ impl StartOptions {
         if let Some(probe) = &self.readiness {
             probe.check_definition()?;
         }
+        if let Some(check) = &self.health_check {
+            check.check_definition()?;
+        }
         Ok(())
+    }
+}
+
+impl StartOptions {
+    /// The health check the engine runs in the container, replacing the image's
+    /// `HEALTHCHECK` (or giving one to an image without), for [`crate::HealthProbe`].
+    pub fn health_check(mut self, check: HealthCheck) -> Self {
+        self.health_check = Some(check);
+        self
     }
 }
 

@@ -388,6 +388,7 @@ fn container_body(spec: &ContainerSpec, local: bool) -> ContainerCreateBody {
         image: Some(spec.image.clone()),
         entrypoint: spec.entrypoint.clone(),
         labels: Some(spec.labels.clone().into_iter().collect()),
+        healthcheck: super::health::health_config(spec),
         host_config: Some(HostConfig {
             binds: Some(binds),
             port_bindings: Some(port_bindings),

@@ -21,6 +21,9 @@ mod logs;
 mod network;
 mod resources;
 mod stats;
+// Readiness by health check and images built from a Dockerfile (issue 13).
+mod build;
+mod health;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -37,6 +40,7 @@ use super::{
 use crate::error::{Error, Result};
 use crate::host::labels;
 use calls::{CALL_TIMEOUT, CONNECT_TIMEOUT, ENGINE_TIMEOUT_SECS};
+use super::{BuildRequest, ContainerHealth};
 
 impl std::fmt::Debug for DockerBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -388,5 +392,17 @@ impl Backend for DockerBackend {
 
     async fn exec(&self, id: &str, for_whom: &str, request: &ExecRequest) -> Result<ExecOutput> {
         self.exec(id, for_whom, request).await
+    }
+
+    async fn health(&self, id: &str, for_whom: &str) -> Result<ContainerHealth> {
+        self.health(id, for_whom).await
+    }
+
+    async fn image_has_health_check(&self, image: &str) -> Result<bool> {
+        self.image_has_health_check(image).await
+    }
+
+    async fn build_image(&self, request: &BuildRequest) -> Result<()> {
+        self.build_image(request).await
     }
 }
