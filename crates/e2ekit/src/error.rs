@@ -375,7 +375,7 @@ pub enum Error {
     },
 
     /// Building an image from a Dockerfile failed: a step failed, or the Dockerfile is wrong.
-    #[error("cannot build image {image:?} from {dockerfile} in {context}: {reason}{}", build_step(.step))]
+    #[error("cannot build image {image:?} from {dockerfile} in {context}: {reason}{}{output}", build_step(.step))]
     DockerfileBuild {
         /// The image being built.
         image: String,

@@ -11,6 +11,18 @@ use crate::host::DockerfileImage;
 
 /// The prefix of the content tags of Dockerfile images.
 pub(crate) const DOCKERFILE_TAG_PREFIX: &str = "df-";
+/// Label naming one build (`<unix nanoseconds>-<pid>`): every build the engine runs makes an
+/// image of its own, so an unchanged image id shows that nothing was built (the engine's
+/// layer cache for the steps before it still applies).
+const BUILD_LABEL: &str = "e2ekit.build";
+
+fn build_id() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    format!("{nanos}-{}", std::process::id())
+}
 
 /// Builds (or finds) `image` on the engine; returns the reference to run. The context and
 /// Dockerfile are checked before the engine is asked anything.
@@ -31,7 +43,11 @@ pub(crate) async fn build_dockerfile_image(
             build_args: image.build_args().clone(),
             tag: reference.clone(),
             // A build cache like host images: `e2ekit gc --images` may remove it.
-            labels: BTreeMap::from([(labels::HOST_IMAGE.to_string(), "dockerfile".to_string())]),
+            labels: BTreeMap::from([
+                (labels::HOST_IMAGE.to_string(), "dockerfile".to_string()),
+                (labels::CREATED.to_string(), labels::created_now()),
+                (BUILD_LABEL.to_string(), build_id()),
+            ]),
             context_dir: image.context_dir().to_path_buf(),
         };
         backend.build_image(&request).await?;
@@ -69,6 +85,7 @@ mod tests {
         assert_eq!(builds[0].dockerfile, "Dockerfile");
         assert_eq!(builds[0].build_args.get("K").map(String::as_str), Some("v"));
         assert!(builds[0].labels.contains_key(labels::HOST_IMAGE));
+        assert!(builds[0].labels.contains_key(BUILD_LABEL));
 
         std::fs::write(dir.join("a"), "two").expect("write");
         let changed = build_dockerfile_image(&fake, &image.clone().tag("latest"))
