@@ -375,27 +375,38 @@ pub enum Error {
     },
 
     /// Building an image from a Dockerfile failed: a step failed, or the Dockerfile is wrong.
-    #[error("cannot build image {image:?} from {dockerfile} in {context}: {reason}{}{output}", build_step(.step))]
-    DockerfileBuild {
-        /// The image being built.
-        image: String,
-        /// The context directory.
-        context: String,
-        /// The Dockerfile, as a path inside the context.
-        dockerfile: String,
-        /// The step that failed (e.g. `Step 2/3 : RUN make`), when the engine said.
-        step: Option<String>,
-        /// The engine's message.
-        reason: String,
-        /// The last lines of the build's output.
-        output: LogTail,
-    },
+    #[error("{0}")]
+    DockerfileBuild(Box<DockerfileBuildFailure>),
 }
 
-fn build_step(step: &Option<String>) -> String {
-    match step {
-        Some(step) => format!("\n  failing step: {step}"),
-        None => String::new(),
+/// Details of [`Error::DockerfileBuild`]: which build failed, at which step, with what output.
+#[derive(Debug, Clone)]
+pub struct DockerfileBuildFailure {
+    /// The image being built.
+    pub image: String,
+    /// The context directory.
+    pub context: String,
+    /// The Dockerfile, as a path inside the context.
+    pub dockerfile: String,
+    /// The step that failed (e.g. `Step 2/3 : RUN make`), when the engine said.
+    pub step: Option<String>,
+    /// The engine's message.
+    pub reason: String,
+    /// The last lines of the build's output.
+    pub output: LogTail,
+}
+
+impl fmt::Display for DockerfileBuildFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "cannot build image {:?} from {} in {}: {}",
+            self.image, self.dockerfile, self.context, self.reason
+        )?;
+        if let Some(step) = &self.step {
+            write!(f, "\n  failing step: {step}")?;
+        }
+        write!(f, "{}", self.output)
     }
 }
 
@@ -481,7 +492,7 @@ impl Error {
             | Error::NotReady { logs, .. }
             | Error::ConfigRejected { logs, .. } => Some(&logs.0),
             Error::ProbeFailed { logs, .. } => Some(&logs.0),
-            Error::DockerfileBuild { output, .. } => Some(&output.0),
+            Error::DockerfileBuild(failure) => Some(&failure.output.0),
             _ => None,
         }
     }

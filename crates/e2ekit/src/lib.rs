@@ -148,9 +148,10 @@ pub use env::{
     EnvironmentBuilder, EnvironmentListener, ExecOptions, FutureRunnable, Runnable,
     RunnableBuilder, Shared,
 };
+pub use error::DockerfileBuildFailure;
 pub use error::{Error, LogTail, MetricsWaitFailure, Result};
-pub use host::{labels, HostImage};
 pub use host::DockerfileImage;
+pub use host::{labels, HostImage};
 pub use metrics::{
     between, equals, equals_among_two, greater, greater_among_two, greater_or_equal, less,
     less_among_two, less_or_equal, CompositeInstrumented, Expectation, Instrumented, Matcher,

@@ -116,7 +116,9 @@ mod tests {
         let fake = FakeEngine::new();
         fake.fail_next("build_image", "step 1 failed");
         let image = DockerfileImage::new(&dir).repo("t/fail").tag("latest");
-        let err = build_dockerfile_image(&fake, &image).await.expect_err("fails");
+        let err = build_dockerfile_image(&fake, &image)
+            .await
+            .expect_err("fails");
         assert!(err.report().contains("step 1 failed"), "{}", err.report());
         assert!(
             !fake.calls().iter().any(|c| c.starts_with("tag_image")),

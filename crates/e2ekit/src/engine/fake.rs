@@ -409,9 +409,7 @@ impl FakeEngine {
 impl FakeEngine {
     /// Sets the health status the engine reports for the container named `name`.
     pub(crate) fn set_health(&self, name: &str, health: ContainerHealth) {
-        lock(&self.state)
-            .health
-            .insert(name.to_string(), health);
+        lock(&self.state).health.insert(name.to_string(), health);
     }
 
     /// Makes `image` present, defining a health check.

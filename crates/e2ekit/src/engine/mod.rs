@@ -28,9 +28,9 @@
 
 pub(crate) mod cleanup;
 pub(crate) mod docker;
+mod dockerfile_image;
 #[cfg(test)]
 pub(crate) mod fake;
-mod dockerfile_image;
 mod host_image;
 mod lines;
 
@@ -44,8 +44,8 @@ use std::time::Duration;
 use futures_util::Stream;
 
 use crate::error::Result;
-pub(crate) use crate::spec::{ImageConfig, Mount};
 pub(crate) use crate::spec::HealthCheck;
+pub(crate) use crate::spec::{ImageConfig, Mount};
 pub(crate) use dockerfile_image::build_dockerfile_image;
 pub(crate) use host_image::{build_host_image, INPUT_TAG_PREFIX};
 pub(crate) use lines::{LineSplitter, LogLine};
@@ -366,4 +366,3 @@ pub(crate) struct BuildRequest {
     /// The context directory on the host, for errors.
     pub context_dir: std::path::PathBuf,
 }
-

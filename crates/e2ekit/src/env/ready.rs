@@ -403,14 +403,19 @@ mod tests {
             "{text}"
         );
         assert!(fake.containers().is_empty());
-        assert!(!fake.calls().iter().any(|c| c.starts_with("create_and_start")));
+        assert!(!fake
+            .calls()
+            .iter()
+            .any(|c| c.starts_with("create_and_start")));
 
         // A health check given with the options makes the same image usable.
         let with_check = define(
             &env,
             "checked",
             StartOptions::new("plain:1")
-                .health_check(HealthCheck::new(Command::sh("true")).interval(Duration::from_millis(10)))
+                .health_check(
+                    HealthCheck::new(Command::sh("true")).interval(Duration::from_millis(10)),
+                )
                 .readiness(HealthProbe::new())
                 .wait_policy(long()),
         );
@@ -477,13 +482,23 @@ mod tests {
                 }
             }
         });
-        let app = define(&env, "kv", StartOptions::new("kv:1").readiness(probe).wait_policy(long()));
+        let app = define(
+            &env,
+            "kv",
+            StartOptions::new("kv:1")
+                .readiness(probe)
+                .wait_policy(long()),
+        );
         start_and_wait_ready(&[&app]).await.expect("ready");
         assert_eq!(attempts.load(Ordering::SeqCst), 3);
         let seen = seen.lock().unwrap().clone();
         assert_eq!(
             seen[0],
-            ("kv".to_string(), server.addr, app.internal_endpoint("http").expect("internal"))
+            (
+                "kv".to_string(),
+                server.addr,
+                app.internal_endpoint("http").expect("internal")
+            )
         );
         env.close().await;
     }
@@ -539,7 +554,13 @@ mod tests {
                 }
             }
         });
-        let app = define(&env, "kv", StartOptions::new("kv:3").readiness(probe).wait_policy(long()));
+        let app = define(
+            &env,
+            "kv",
+            StartOptions::new("kv:3")
+                .readiness(probe)
+                .wait_policy(long()),
+        );
         app.start().await.expect("started");
         let waiter = tokio::spawn({
             let app = app.clone();
@@ -572,8 +593,16 @@ mod tests {
             }
         })
         .attempt_timeout(Duration::from_millis(20));
-        let again = define(&env, "kv4", StartOptions::new("kv:4").readiness(hung_once).wait_policy(long()));
-        start_and_wait_ready(&[&again]).await.expect("ready on the second attempt");
+        let again = define(
+            &env,
+            "kv4",
+            StartOptions::new("kv:4")
+                .readiness(hung_once)
+                .wait_policy(long()),
+        );
+        start_and_wait_ready(&[&again])
+            .await
+            .expect("ready on the second attempt");
         assert_eq!(tries.load(Ordering::SeqCst), 2);
         env.close().await;
     }

@@ -324,7 +324,9 @@ fn segments_match(pattern: &[String], path: &[&str]) -> bool {
             (0..=path.len()).any(|skip| segments_match(rest, &path[skip..]))
         }
         Some((first, rest)) => match path.split_first() {
-            Some((segment, more)) => glob(first.as_bytes(), segment.as_bytes()) && segments_match(rest, more),
+            Some((segment, more)) => {
+                glob(first.as_bytes(), segment.as_bytes()) && segments_match(rest, more)
+            }
             None => false,
         },
     }
@@ -345,7 +347,8 @@ mod tests {
     use super::*;
 
     fn scratch(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("e2ekit-dockerfile-{name}-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("e2ekit-dockerfile-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).expect("scratch dir");
         dir
@@ -356,7 +359,13 @@ mod tests {
         archive
             .entries()
             .expect("entries")
-            .map(|e| e.expect("entry").path().expect("path").display().to_string())
+            .map(|e| {
+                e.expect("entry")
+                    .path()
+                    .expect("path")
+                    .display()
+                    .to_string()
+            })
             .collect()
     }
 
@@ -367,7 +376,10 @@ mod tests {
         assert!(rules.excludes("target/debug/app"));
         assert!(rules.excludes("a.log"));
         assert!(!rules.excludes("keep.log"));
-        assert!(!rules.excludes("sub/a.log"), "*.log is anchored at the context root");
+        assert!(
+            !rules.excludes("sub/a.log"),
+            "*.log is anchored at the context root"
+        );
         assert!(rules.excludes("x/y/tmp/file"));
         assert!(rules.excludes("docs/readme.md"));
         assert!(!rules.excludes("docs/deep/readme.md"));
@@ -383,11 +395,20 @@ mod tests {
         let image = DockerfileImage::new(&dir);
         let first = image.prepare().expect("prepare");
         assert_eq!(first.dockerfile, "Dockerfile");
-        assert_eq!(names(&first.context_tar), [".dockerignore", "Dockerfile", "a"]);
-        assert_eq!(image.prepare().expect("again").fingerprint, first.fingerprint);
+        assert_eq!(
+            names(&first.context_tar),
+            [".dockerignore", "Dockerfile", "a"]
+        );
+        assert_eq!(
+            image.prepare().expect("again").fingerprint,
+            first.fingerprint
+        );
 
         std::fs::write(dir.join("junk.tmp"), "ignored").expect("write");
-        assert_eq!(image.prepare().expect("ignored").fingerprint, first.fingerprint);
+        assert_eq!(
+            image.prepare().expect("ignored").fingerprint,
+            first.fingerprint
+        );
 
         std::fs::write(dir.join("a"), "two").expect("write");
         let changed = image.prepare().expect("changed").fingerprint;
@@ -423,15 +444,24 @@ mod tests {
     #[test]
     fn missing_context_or_dockerfile_is_a_clear_error() {
         let dir = scratch("missing");
-        let err = DockerfileImage::new(dir.join("nope")).prepare().expect_err("no context");
-        assert!(err.to_string().contains("context directory cannot be read"), "{err}");
-        let err = DockerfileImage::new(&dir).prepare().expect_err("no Dockerfile");
-        assert!(err.to_string().contains("Dockerfile") && err.to_string().contains("does not exist"), "{err}");
-        assert_eq!(
-            DockerfileImage::new(&dir).repo("x/y").repository(),
-            "x/y"
+        let err = DockerfileImage::new(dir.join("nope"))
+            .prepare()
+            .expect_err("no context");
+        assert!(
+            err.to_string().contains("context directory cannot be read"),
+            "{err}"
         );
-        assert!(DockerfileImage::new(&dir).repository().starts_with("e2ekit/dockerfile-e2ekit-dockerfile-missing"));
+        let err = DockerfileImage::new(&dir)
+            .prepare()
+            .expect_err("no Dockerfile");
+        assert!(
+            err.to_string().contains("Dockerfile") && err.to_string().contains("does not exist"),
+            "{err}"
+        );
+        assert_eq!(DockerfileImage::new(&dir).repo("x/y").repository(), "x/y");
+        assert!(DockerfileImage::new(&dir)
+            .repository()
+            .starts_with("e2ekit/dockerfile-e2ekit-dockerfile-missing"));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

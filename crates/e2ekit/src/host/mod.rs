@@ -17,5 +17,5 @@ pub(crate) mod rootfs;
 // Images built from a Dockerfile (issue 13).
 pub(crate) mod dockerfile;
 
-pub use rootfs::HostImage;
 pub use dockerfile::DockerfileImage;
+pub use rootfs::HostImage;

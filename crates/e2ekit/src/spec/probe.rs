@@ -598,7 +598,10 @@ mod tests {
         for (bad, why) in [
             (HealthCheck::new(Command::new("")), "empty program"),
             (ok.clone().interval(Duration::ZERO), "interval is 0ns"),
-            (ok.clone().timeout(Duration::from_micros(5)), "timeout is 5µs"),
+            (
+                ok.clone().timeout(Duration::from_micros(5)),
+                "timeout is 5µs",
+            ),
             (ok.clone().retries(0), "retries is 0"),
         ] {
             let err = bad.check_definition().expect_err(why);
@@ -612,7 +615,10 @@ mod tests {
             runnable: "db".into(),
             container_name: "env-db".into(),
             ports: BTreeMap::from([
-                ("sql".to_string(), (5432, Some(SocketAddr::from(([127, 0, 0, 1], 4000))))),
+                (
+                    "sql".to_string(),
+                    (5432, Some(SocketAddr::from(([127, 0, 0, 1], 4000)))),
+                ),
                 ("hidden".to_string(), (9, None)),
             ]),
             container_ip: None,
@@ -626,7 +632,10 @@ mod tests {
         assert!(ctx.socket_addr("hidden").is_err());
         let probe = CustomProbe::new(|ctx: ProbeContext| async move {
             let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
-            Err::<(), _>(crate::Error::io(format!("connecting to {}", ctx.runnable()), io))
+            Err::<(), _>(crate::Error::io(
+                format!("connecting to {}", ctx.runnable()),
+                io,
+            ))
         });
         let err = (probe.check)(ctx).await.expect_err("fails");
         assert_eq!(err, "connecting to db: refused");

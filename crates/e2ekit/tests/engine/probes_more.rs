@@ -41,7 +41,9 @@ async fn health_probe_waits_for_healthy_from_a_health_check_given_in_the_options
         async move { app.wait_ready().await }
     });
     // The check cannot pass before the file exists: readiness follows the engine's status.
-    let before = app.exec(Command::new("/bin/test").args(["-f", "/tmp/ok"])).await;
+    let before = app
+        .exec(Command::new("/bin/test").args(["-f", "/tmp/ok"]))
+        .await;
     assert_eq!(before.expect_err("no file yet").exit_code(), Some(1));
     assert!(!waiter.is_finished(), "not ready while the check fails");
     app.exec(Command::new("/bin/touch").arg("/tmp/ok")).await?;
@@ -204,14 +206,19 @@ async fn custom_probe_makes_a_real_round_trip_from_the_test_process() -> Result<
             }))
             .wait_policy(WaitPolicy::timeout(Duration::from_secs(3))),
     )?;
-    let err = start_and_wait_ready(&[&never]).await.expect_err("never ready");
+    let err = start_and_wait_ready(&[&never])
+        .await
+        .expect_err("never ready");
     let text = err.to_string();
     assert!(matches!(err, Error::NotReady { .. }), "{text}");
     assert!(
         text.contains("wanted 200, got \"HTTP/1.") && text.contains("404"),
         "{text}"
     );
-    assert!(text.contains("listening on"), "the container's output: {text}");
+    assert!(
+        text.contains("listening on"),
+        "the container's output: {text}"
+    );
     env.close().await;
     assert_eq!(leftovers("e2ekit-t-custom-probe"), (0, 0));
     Ok(())

@@ -14,7 +14,7 @@ use futures_util::StreamExt;
 use super::calls::{bollard_error, within, CALL_TIMEOUT};
 use super::DockerBackend;
 use crate::engine::BuildRequest;
-use crate::error::{Error, LogTail, Result};
+use crate::error::{DockerfileBuildFailure, Error, LogTail, Result};
 
 /// How many lines of build output an error keeps.
 const OUTPUT_LINES: usize = 30;
@@ -90,13 +90,15 @@ impl DockerBackend {
         };
         let body = bollard::body_full(request.context_tar.clone().into());
         let mut progress = Progress::default();
-        let failure = |progress: &mut Progress, reason: String| Error::DockerfileBuild {
-            image: request.tag.clone(),
-            context: request.context_dir.display().to_string(),
-            dockerfile: request.dockerfile.clone(),
-            step: progress.step.clone(),
-            reason,
-            output: progress.finish(),
+        let failure = |progress: &mut Progress, reason: String| {
+            Error::DockerfileBuild(Box::new(DockerfileBuildFailure {
+                image: request.tag.clone(),
+                context: request.context_dir.display().to_string(),
+                dockerfile: request.dockerfile.clone(),
+                step: progress.step.clone(),
+                reason,
+                output: progress.finish(),
+            }))
         };
         // A build runs as long as its steps do: no deadline, but a dead engine ends it.
         let outcome: Result<Option<String>> = self
@@ -136,9 +138,13 @@ impl DockerBackend {
             }
         }
         // The classic builder tags at the very end; make sure the tag is there.
-        within(action, CALL_TIMEOUT, self.docker.inspect_image(&request.tag))
-            .await
-            .map(drop)
+        within(
+            action,
+            CALL_TIMEOUT,
+            self.docker.inspect_image(&request.tag),
+        )
+        .await
+        .map(drop)
     }
 }
 
@@ -154,7 +160,10 @@ mod tests {
         p.push("no newline at the end");
         assert_eq!(p.step.as_deref(), Some("Step 2/2 : RUN fail"));
         let tail = p.finish();
-        assert_eq!(tail.0.last().map(String::as_str), Some("no newline at the end"));
+        assert_eq!(
+            tail.0.last().map(String::as_str),
+            Some("no newline at the end")
+        );
         assert!(tail.0.contains(&"sh: fail: not found".to_string()));
         let mut many = Progress::default();
         for i in 0..100 {

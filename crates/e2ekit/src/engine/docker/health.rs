@@ -70,10 +70,7 @@ impl DockerBackend {
             self.docker.inspect_image(image),
         )
         .await?;
-        let test = info
-            .config
-            .and_then(|c| c.healthcheck)
-            .and_then(|h| h.test);
+        let test = info.config.and_then(|c| c.healthcheck).and_then(|h| h.test);
         Ok(defines_check(test.as_deref()))
     }
 }
@@ -104,7 +101,10 @@ mod tests {
         assert_eq!(config.retries, Some(2));
         assert_eq!(config.timeout, Some(30_000_000_000));
         assert!(health_config(&ContainerSpec::default()).is_none());
-        assert!(defines_check(Some(&["CMD-SHELL".to_string(), "true".into()])));
+        assert!(defines_check(Some(&[
+            "CMD-SHELL".to_string(),
+            "true".into()
+        ])));
         assert!(!defines_check(Some(&["NONE".to_string()])));
         assert!(!defines_check(Some(&[])));
         assert!(!defines_check(None));

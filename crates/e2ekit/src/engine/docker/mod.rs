@@ -37,10 +37,10 @@ use super::{
     Backend, ContainerSpec, ExecOutput, ExecRequest, ExitStatus, ImageConfig, Labelled, Leftovers,
     LogLine, LogStream, NetworkInfo, StartedContainer, UsageStream,
 };
+use super::{BuildRequest, ContainerHealth};
 use crate::error::{Error, Result};
 use crate::host::labels;
 use calls::{CALL_TIMEOUT, CONNECT_TIMEOUT, ENGINE_TIMEOUT_SECS};
-use super::{BuildRequest, ContainerHealth};
 
 impl std::fmt::Debug for DockerBackend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
