@@ -253,3 +253,37 @@ fn containers_now() -> Vec<String> {
     ids.sort();
     ids
 }
+
+#[test]
+fn the_blocking_facade_builds_and_runs_a_dockerfile_image() -> Result<()> {
+    let env = e2ekit::blocking::Environment::builder()
+        .name("e2ekit-t-dockerfile-blocking")
+        .build()?;
+    let base = env.build_image(
+        &HostImage::new("e2ekit-test/busybox-blocking")
+            .binary_at("/bin/busybox", "/bin/busybox")
+            .symlink("/bin/sh", "/bin/busybox")
+            .symlink("/bin/cat", "/bin/busybox")
+            .symlink("/bin/sleep", "/bin/busybox"),
+    )?;
+    let dir = tempdir("dockerfile-blocking");
+    std::fs::write(dir.join("motd"), "built without async\n").expect("write");
+    std::fs::write(
+        dir.join("Dockerfile"),
+        "ARG BASE\nFROM ${BASE}\nCOPY motd /etc/motd\nCMD [\"/bin/sleep\", \"3600\"]\n",
+    )
+    .expect("write");
+    let image = env.build_dockerfile_image(
+        &DockerfileImage::new(&dir)
+            .repo("e2ekit-test/df-blocking")
+            .build_arg("BASE", base),
+    )?;
+    let app = env.runnable("app").init(StartOptions::new(image))?;
+    app.start()?;
+    let out = app.exec(Command::new("/bin/cat").arg("/etc/motd"))?;
+    assert_eq!(out.stdout, "built without async\n");
+    env.close()?;
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(leftovers("e2ekit-t-dockerfile-blocking"), (0, 0));
+    Ok(())
+}
