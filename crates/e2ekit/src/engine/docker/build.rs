@@ -38,7 +38,9 @@ impl Progress {
     }
 
     fn line(&mut self, line: String) {
-        if line.is_empty() {
+        // The builder colours a step's stderr with terminal escapes; errors are plain text.
+        let line = strip_escapes(&line);
+        if line.trim().is_empty() {
             return;
         }
         // The classic builder announces each instruction as "Step N/M : INSTRUCTION".
@@ -56,6 +58,26 @@ impl Progress {
         self.line(rest.trim_end().to_string());
         LogTail::bounded(self.lines.iter().map(|l| (l.clone(), 0)))
     }
+}
+
+/// `text` without ANSI escape sequences (`ESC [ ... final byte`).
+fn strip_escapes(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' && chars.peek() == Some(&'[') {
+            chars.next();
+            // Parameters and intermediates, up to the final byte (@ to ~).
+            for c in chars.by_ref() {
+                if ('@'..='~').contains(&c) {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 impl DockerBackend {
@@ -156,7 +178,7 @@ mod tests {
     fn progress_keeps_the_step_under_way_and_the_last_lines() {
         let mut p = Progress::default();
         p.push("Step 1/2 : FROM scratch\n ---> \nStep 2/2 : RUN fa");
-        p.push("il\n ---> Running in abc\nsh: fail: not found\n");
+        p.push("il\n ---> Running in abc\n\u{1b}[91msh: fail: not found\n\u{1b}[0m");
         p.push("no newline at the end");
         assert_eq!(p.step.as_deref(), Some("Step 2/2 : RUN fail"));
         let tail = p.finish();
