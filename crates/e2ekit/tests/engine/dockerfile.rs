@@ -64,7 +64,7 @@ async fn from_scratch_with_a_copied_busybox_runs_and_an_unchanged_context_is_not
     )
     .expect("write");
     let repo = "e2ekit-test/df-scratch";
-    let image = DockerfileImage::new(&dir).repo(repo).tag("latest");
+    let image = DockerfileImage::new(&*dir).repo(repo).tag("latest");
     let reference = image.build(&env).await?;
     assert_eq!(reference, format!("{repo}:latest"));
 
@@ -89,7 +89,7 @@ async fn from_scratch_with_a_copied_busybox_runs_and_an_unchanged_context_is_not
     // The same context again: found by its content tag, not built. Every build the engine
     // runs labels its image with a build id of its own, so the same image id means no build.
     let id = image_id(&reference);
-    let again = DockerfileImage::new(&dir).repo(repo).build(&env).await?;
+    let again = DockerfileImage::new(&*dir).repo(repo).build(&env).await?;
     assert!(again.starts_with(&format!("{repo}:df-")), "{again}");
     assert_eq!(
         image_id(&again),
@@ -113,13 +113,12 @@ async fn from_scratch_with_a_copied_busybox_runs_and_an_unchanged_context_is_not
 
     // A changed file makes a new image.
     std::fs::write(dir.join("hello.txt"), "changed\n").expect("write");
-    let changed = DockerfileImage::new(&dir).repo(repo).build(&env).await?;
+    let changed = DockerfileImage::new(&*dir).repo(repo).build(&env).await?;
     assert_ne!(changed, again);
     assert_ne!(image_id(&changed), id);
     assert_ne!(build_label(&changed), build_label(&again));
 
     env.close().await;
-    let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(leftovers("e2ekit-t-dockerfile"), (0, 0));
     // Each run's context is new (its nonce): remove its images rather than pile them up.
     let removed = Process::new("docker")
@@ -148,7 +147,7 @@ async fn from_a_host_built_base_with_build_args_and_run_steps() -> Result<()> {
         "ARG BASE\nFROM ${BASE}\nARG GREETING\nRUN [\"/bin/sh\", \"-c\", \"echo $GREETING > /greeting\"]\nCMD [\"/bin/sleep\", \"3600\"]\n",
     )
     .expect("write");
-    let reference = DockerfileImage::new(&dir)
+    let reference = DockerfileImage::new(&*dir)
         .dockerfile("docker/app.Dockerfile")
         .repo("e2ekit-test/df-base")
         .build_arg("BASE", &base)
@@ -160,7 +159,6 @@ async fn from_a_host_built_base_with_build_args_and_run_steps() -> Result<()> {
     let out = app.exec(Command::new("/bin/cat").arg("/greeting")).await?;
     assert_eq!(out.stdout, "hi there\n");
     env.close().await;
-    let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(leftovers("e2ekit-t-dockerfile-base"), (0, 0));
     Ok(())
 }
@@ -180,7 +178,7 @@ async fn a_failing_run_step_names_the_step_and_its_output_and_leaves_nothing() -
     .expect("write");
     let repo = "e2ekit-test/df-fail";
     let before = containers_now();
-    let err = DockerfileImage::new(&dir)
+    let err = DockerfileImage::new(&*dir)
         .repo(repo)
         .tag("latest")
         .build_arg("BASE", &base)
@@ -211,14 +209,13 @@ async fn a_failing_run_step_names_the_step_and_its_output_and_leaves_nothing() -
         .await
         .expect_err("no context");
     assert!(err.to_string().contains("no-such-dir"), "{err}");
-    let err = DockerfileImage::new(&dir)
+    let err = DockerfileImage::new(&*dir)
         .dockerfile("Nope.Dockerfile")
         .build(&env)
         .await
         .expect_err("no Dockerfile");
     assert!(err.to_string().contains("Nope.Dockerfile"), "{err}");
     env.close().await;
-    let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(leftovers("e2ekit-t-dockerfile-fail"), (0, 0));
     Ok(())
 }
@@ -274,7 +271,7 @@ fn the_blocking_facade_builds_and_runs_a_dockerfile_image() -> Result<()> {
     )
     .expect("write");
     let image = env.build_dockerfile_image(
-        &DockerfileImage::new(&dir)
+        &DockerfileImage::new(&*dir)
             .repo("e2ekit-test/df-blocking")
             .build_arg("BASE", base),
     )?;
@@ -283,7 +280,6 @@ fn the_blocking_facade_builds_and_runs_a_dockerfile_image() -> Result<()> {
     let out = app.exec(Command::new("/bin/cat").arg("/etc/motd"))?;
     assert_eq!(out.stdout, "built without async\n");
     env.close()?;
-    let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(leftovers("e2ekit-t-dockerfile-blocking"), (0, 0));
     Ok(())
 }

@@ -129,7 +129,7 @@ async fn health_probe_uses_the_images_own_healthcheck() -> Result<()> {
         "ARG BASE\nFROM ${BASE}\nHEALTHCHECK --interval=100ms --retries=10000 CMD [\"/bin/test\", \"-f\", \"/tmp/ok\"]\n",
     )
     .expect("write the Dockerfile");
-    let image = DockerfileImage::new(&dir)
+    let image = DockerfileImage::new(&*dir)
         .repo("e2ekit-test/healthy")
         .build_arg("BASE", base)
         .build(&env)
@@ -142,7 +142,6 @@ async fn health_probe_uses_the_images_own_healthcheck() -> Result<()> {
     )?;
     start_and_wait_ready(&[&app]).await?;
     env.close().await;
-    let _ = std::fs::remove_dir_all(&dir);
     assert_eq!(leftovers("e2ekit-t-health-image"), (0, 0));
     Ok(())
 }
@@ -265,10 +264,27 @@ async fn custom_probe_fails_fast_when_the_container_exits_while_probing() -> Res
     Ok(())
 }
 
-/// A fresh directory under the system's temporary directory.
-pub fn tempdir(name: &str) -> std::path::PathBuf {
+/// A fresh directory under the system's temporary directory, removed when dropped (also
+/// when the test fails).
+pub struct TempDir(std::path::PathBuf);
+
+impl std::ops::Deref for TempDir {
+    type Target = std::path::Path;
+
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A new [`TempDir`] named after `name` and this process.
+pub fn tempdir(name: &str) -> TempDir {
     let dir = std::env::temp_dir().join(format!("e2ekit-test-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("a temporary directory");
-    dir
+    TempDir(dir)
 }
