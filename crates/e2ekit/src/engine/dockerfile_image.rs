@@ -41,6 +41,7 @@ pub(crate) async fn build_dockerfile_image(
             context_tar: prepared.context_tar,
             dockerfile: prepared.dockerfile,
             build_args: image.build_args().clone(),
+            target: image.target_stage().map(str::to_string),
             tag: reference.clone(),
             // A build cache like host images: `e2ekit gc --images` may remove it.
             labels: BTreeMap::from([

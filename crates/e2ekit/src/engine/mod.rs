@@ -360,6 +360,8 @@ pub(crate) struct BuildRequest {
     /// The Dockerfile's path inside the context.
     pub dockerfile: String,
     pub build_args: BTreeMap<String, String>,
+    /// The stage of a multi-stage Dockerfile to build; `None`: the last.
+    pub target: Option<String>,
     /// `repo:tag` to give the image.
     pub tag: String,
     pub labels: BTreeMap<String, String>,

@@ -44,6 +44,7 @@ pub struct DockerfileImage {
     context: PathBuf,
     dockerfile: Option<PathBuf>,
     build_args: BTreeMap<String, String>,
+    target: Option<String>,
     repo: Option<String>,
     tag: Option<String>,
 }
@@ -66,6 +67,7 @@ impl DockerfileImage {
             context: context.into(),
             dockerfile: None,
             build_args: BTreeMap::new(),
+            target: None,
             repo: None,
             tag: None,
         }
@@ -81,6 +83,13 @@ impl DockerfileImage {
     /// A build argument (`ARG key` in the Dockerfile). Giving a key again replaces its value.
     pub fn build_arg(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
         self.build_args.insert(key.into(), value.into());
+        self
+    }
+
+    /// Builds the stage named `stage` of a multi-stage Dockerfile (`FROM ... AS stage`)
+    /// instead of the last one.
+    pub fn target(mut self, stage: impl Into<String>) -> Self {
+        self.target = Some(stage.into());
         self
     }
 
@@ -103,6 +112,10 @@ impl DockerfileImage {
 
     pub(crate) fn build_args(&self) -> &BTreeMap<String, String> {
         &self.build_args
+    }
+
+    pub(crate) fn target_stage(&self) -> Option<&str> {
+        self.target.as_deref()
     }
 
     pub(crate) fn fixed_tag(&self) -> Option<&str> {
@@ -219,6 +232,9 @@ impl DockerfileImage {
         let mut hasher = Sha256::new();
         hasher.update(&context_tar);
         hasher.update(dockerfile.as_bytes());
+        // The stage, after a separator no path holds, so the two cannot run together.
+        hasher.update([0u8]);
+        hasher.update(self.target.as_deref().unwrap_or("").as_bytes());
         for (k, v) in &self.build_args {
             // Lengths first: ("a", "bc") and ("ab", "c") must not hash alike.
             hasher.update((k.len() as u64).to_le_bytes());
@@ -415,6 +431,8 @@ mod tests {
         assert_ne!(changed, first.fingerprint);
         let with_arg = image.clone().build_arg("X", "1").prepare().expect("arg");
         assert_ne!(with_arg.fingerprint, changed);
+        let staged = image.clone().target("test").prepare().expect("target");
+        assert_ne!(staged.fingerprint, changed);
 
         #[cfg(unix)]
         {

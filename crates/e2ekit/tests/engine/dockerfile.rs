@@ -134,7 +134,7 @@ async fn from_scratch_with_a_copied_busybox_runs_and_an_unchanged_context_is_not
 }
 
 #[tokio::test]
-async fn from_a_host_built_base_with_build_args_and_run_steps() -> Result<()> {
+async fn from_a_host_built_base_with_build_args_run_steps_and_stages() -> Result<()> {
     let env = Environment::builder()
         .name("e2ekit-t-dockerfile-base")
         .build()
@@ -144,20 +144,36 @@ async fn from_a_host_built_base_with_build_args_and_run_steps() -> Result<()> {
     std::fs::create_dir_all(dir.join("docker")).expect("mkdir");
     std::fs::write(
         dir.join("docker/app.Dockerfile"),
-        "ARG BASE\nFROM ${BASE}\nARG GREETING\nRUN [\"/bin/sh\", \"-c\", \"echo $GREETING > /greeting\"]\nCMD [\"/bin/sleep\", \"3600\"]\n",
+        "ARG BASE\n\
+         FROM ${BASE} AS build\n\
+         ARG GREETING\n\
+         RUN [\"/bin/sh\", \"-c\", \"echo $GREETING > /greeting\"]\n\
+         FROM ${BASE} AS final\n\
+         COPY --from=build /greeting /copied\n\
+         CMD [\"/bin/sleep\", \"3600\"]\n",
     )
     .expect("write");
-    let reference = DockerfileImage::new(&*dir)
+    let image = DockerfileImage::new(&*dir)
         .dockerfile("docker/app.Dockerfile")
         .repo("e2ekit-test/df-base")
         .build_arg("BASE", &base)
-        .build_arg("GREETING", "hi there")
-        .build(&env)
+        .build_arg("GREETING", "hi there");
+    let last_stage = image.build(&env).await?;
+    let build_stage = image.clone().target("build").build(&env).await?;
+    assert_ne!(last_stage, build_stage);
+    let sleeping =
+        |image: String| StartOptions::new(image).command(Command::new("/bin/sleep").arg("3600"));
+    let app = env.runnable("app").init(sleeping(last_stage))?;
+    let builder = env.runnable("builder").init(sleeping(build_stage))?;
+    start_and_wait_ready(&[&app, &builder]).await?;
+    let copied = app.exec(Command::new("/bin/cat").arg("/copied")).await?;
+    assert_eq!(copied.stdout, "hi there\n");
+    let absent = app.exec(Command::new("/bin/cat").arg("/greeting")).await;
+    assert!(absent.is_err(), "the last stage has only what it copied");
+    let built = builder
+        .exec(Command::new("/bin/cat").arg("/greeting"))
         .await?;
-    let app = env.runnable("app").init(StartOptions::new(reference))?;
-    app.start().await?;
-    let out = app.exec(Command::new("/bin/cat").arg("/greeting")).await?;
-    assert_eq!(out.stdout, "hi there\n");
+    assert_eq!(built.stdout, "hi there\n");
     env.close().await;
     assert_eq!(leftovers("e2ekit-t-dockerfile-base"), (0, 0));
     Ok(())

@@ -82,7 +82,7 @@ fn strip_escapes(text: &str) -> String {
 
 impl DockerBackend {
     pub(super) async fn build_image(&self, request: &BuildRequest) -> Result<()> {
-        let options = BuildImageOptionsBuilder::default()
+        let mut options = BuildImageOptionsBuilder::default()
             .dockerfile(&request.dockerfile)
             .t(&request.tag)
             .rm(true)
@@ -100,8 +100,11 @@ impl DockerBackend {
                     .iter()
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect::<HashMap<_, _>>(),
-            )
-            .build();
+            );
+        if let Some(stage) = &request.target {
+            options = options.target(stage);
+        }
+        let options = options.build();
         let action = || {
             format!(
                 "building image {} from {} in {}",
