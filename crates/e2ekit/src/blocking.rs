@@ -72,6 +72,7 @@ use std::sync::Arc;
 use crate::engine::{Engine, ExecOutput};
 use crate::env::{AsRunnable, ExecOptions};
 use crate::error::{Error, Result};
+use crate::host::DockerfileImage;
 use crate::host::HostImage;
 use crate::metrics::{Expectation, MetricsOptions};
 use crate::spec::{Command, StartOptions};
@@ -256,6 +257,23 @@ impl Environment {
     /// ```
     pub fn as_async(&self) -> &crate::env::Environment {
         &self.inner
+    }
+}
+
+// Images built from a Dockerfile (issue 13).
+impl Environment {
+    /// Builds (or finds, when nothing changed) an image from a Dockerfile and its context on
+    /// this environment's engine; returns its reference. The blocking form of
+    /// [`DockerfileImage::build`].
+    ///
+    /// ```no_run
+    /// # use e2ekit::prelude::*;
+    /// # let env = e2ekit::blocking::Environment::new()?;
+    /// let image = env.build_dockerfile_image(&DockerfileImage::new("tests/fixtures/app"))?;
+    /// # Ok::<(), e2ekit::Error>(())
+    /// ```
+    pub fn build_dockerfile_image(&self, image: &DockerfileImage) -> Result<String> {
+        block_on("DockerfileImage::build", image.build(&self.inner))?
     }
 }
 

@@ -387,6 +387,54 @@ pub enum Error {
         #[source]
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
     },
+
+    // Readiness by health check and images built from a Dockerfile (issue 13).
+    /// A readiness probe found that the runnable will not become ready (its health check
+    /// reports `unhealthy`), so the wait ended before its deadline.
+    #[error("runnable {runnable:?} will not become ready: {reason}{logs}")]
+    ProbeFailed {
+        /// Runnable name.
+        runnable: String,
+        /// What the probe found (for a health check: its last exit code and output).
+        reason: String,
+        /// The container's last output lines.
+        logs: LogTail,
+    },
+
+    /// Building an image from a Dockerfile failed: a step failed, or the Dockerfile is wrong.
+    #[error("{0}")]
+    DockerfileBuild(Box<DockerfileBuildFailure>),
+}
+
+/// Details of [`Error::DockerfileBuild`]: which build failed, at which step, with what output.
+#[derive(Debug, Clone)]
+pub struct DockerfileBuildFailure {
+    /// The image being built.
+    pub image: String,
+    /// The context directory.
+    pub context: String,
+    /// The Dockerfile, as a path inside the context.
+    pub dockerfile: String,
+    /// The step that failed (e.g. `Step 2/3 : RUN make`), when the engine said.
+    pub step: Option<String>,
+    /// The engine's message.
+    pub reason: String,
+    /// The last lines of the build's output.
+    pub output: LogTail,
+}
+
+impl fmt::Display for DockerfileBuildFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "cannot build image {:?} from {} in {}: {}",
+            self.image, self.dockerfile, self.context, self.reason
+        )?;
+        if let Some(step) = &self.step {
+            write!(f, "\n  failing step: {step}")?;
+        }
+        write!(f, "{}", self.output)
+    }
 }
 
 /// `, killed: out of memory (memory limit N bytes),` when the kernel killed the container
@@ -443,7 +491,8 @@ impl Error {
             | Error::MetricMissing { runnable, .. }
             | Error::ConfigRejected { runnable, .. }
             | Error::PortTaken { runnable, .. }
-            | Error::Copy { runnable, .. } => Some(runnable),
+            | Error::Copy { runnable, .. }
+            | Error::ProbeFailed { runnable, .. } => Some(runnable),
             Error::MetricsWait(failure) => Some(&failure.runnable),
             Error::Query {
                 runnable: Some(runnable),
@@ -471,6 +520,8 @@ impl Error {
             | Error::EngineLost { logs, .. }
             | Error::NotReady { logs, .. }
             | Error::ConfigRejected { logs, .. } => Some(&logs.0),
+            Error::ProbeFailed { logs, .. } => Some(&logs.0),
+            Error::DockerfileBuild(failure) => Some(&failure.output.0),
             _ => None,
         }
     }

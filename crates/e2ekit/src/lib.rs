@@ -148,7 +148,9 @@ pub use env::{
     EnvironmentBuilder, EnvironmentListener, ExecOptions, FutureRunnable, Runnable,
     RunnableBuilder, Shared,
 };
+pub use error::DockerfileBuildFailure;
 pub use error::{Error, LogTail, MetricsWaitFailure, Result};
+pub use host::DockerfileImage;
 pub use host::{labels, HostImage};
 pub use metrics::{
     between, equals, equals_among_two, greater, greater_among_two, greater_or_equal, less,
@@ -159,6 +161,7 @@ pub use spec::{
     AllProbe, CmdProbe, Command, Flags, HttpProbe, LogProbe, Probe, StartOptions, TcpProbe,
 };
 pub use spec::{CopyFile, Output, OutputLine};
+pub use spec::{CustomProbe, HealthCheck, HealthProbe, ProbeContext};
 pub use wait::WaitPolicy;
 
 /// Old module paths, kept so code written against them still compiles. Use the root
@@ -215,4 +218,7 @@ pub mod prelude {
     pub use crate::spec::{CopyFile, Output, OutputLine};
     pub use crate::wait::WaitPolicy;
     pub use std::time::Duration;
+    // Readiness by health check or a custom probe; images from a Dockerfile (issue 13).
+    pub use crate::host::DockerfileImage;
+    pub use crate::spec::{CustomProbe, HealthCheck, HealthProbe, ProbeContext};
 }

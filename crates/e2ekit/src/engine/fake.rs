@@ -33,6 +33,7 @@ use super::{
     Backend, ContainerSpec, ExecOutput, ExecRequest, ExitStatus, FileEntry, ImageConfig, Labelled,
     Leftovers, LogLine, LogStream, NetworkInfo, Output, StartedContainer, UsageStream,
 };
+use super::{BuildRequest, ContainerHealth};
 use crate::error::{Error, Result};
 use crate::host::fs::lock;
 use crate::host::labels;
@@ -174,6 +175,12 @@ struct FakeState {
     /// Plays a remote engine: it cannot see the test host's files.
     remote: bool,
     next_id: u64,
+    /// Container name → the health status the test set.
+    health: BTreeMap<String, ContainerHealth>,
+    /// Images that define a health check.
+    health_checked_images: BTreeSet<String>,
+    /// Every build request, in order.
+    builds: Vec<BuildRequest>,
 }
 
 /// The in-memory engine. Clones share one state (a reconnect gives back the same engine).
@@ -435,6 +442,26 @@ impl FakeEngine {
                 FakeError(format!("no such container: {id}")),
             )),
         }
+    }
+}
+
+/// Health checks and Dockerfile builds (issue 13).
+impl FakeEngine {
+    /// Sets the health status the engine reports for the container named `name`.
+    pub(crate) fn set_health(&self, name: &str, health: ContainerHealth) {
+        lock(&self.state).health.insert(name.to_string(), health);
+    }
+
+    /// Makes `image` present, defining a health check.
+    pub(crate) fn add_health_checked_image(&self, image: &str) {
+        let mut s = lock(&self.state);
+        s.images.insert(image.to_string());
+        s.health_checked_images.insert(image.to_string());
+    }
+
+    /// Every build request so far.
+    pub(crate) fn builds(&self) -> Vec<BuildRequest> {
+        lock(&self.state).builds.clone()
     }
 }
 
@@ -934,5 +961,40 @@ impl Backend for FakeEngine {
             }
             out
         })
+    }
+
+    async fn health(&self, id: &str, _for_whom: &str) -> Result<ContainerHealth> {
+        let name = self.name_of(id);
+        self.call("health", &name)?;
+        let s = lock(&self.state);
+        let container = s.containers.get(id).ok_or_else(|| {
+            Error::engine(
+                format!("inspecting {id}"),
+                FakeError(format!("no such container: {id}")),
+            )
+        })?;
+        if let Some(health) = s.health.get(&name) {
+            return Ok(health.clone());
+        }
+        let defined = container.spec.health_check.is_some()
+            || s.health_checked_images.contains(&container.spec.image);
+        Ok(if defined {
+            ContainerHealth::Starting { last: None }
+        } else {
+            ContainerHealth::NoHealthCheck
+        })
+    }
+
+    async fn image_has_health_check(&self, image: &str) -> Result<bool> {
+        self.call("image_has_health_check", image)?;
+        Ok(lock(&self.state).health_checked_images.contains(image))
+    }
+
+    async fn build_image(&self, request: &BuildRequest) -> Result<()> {
+        self.call("build_image", &request.tag)?;
+        let mut s = lock(&self.state);
+        s.builds.push(request.clone());
+        s.images.insert(request.tag.clone());
+        Ok(())
     }
 }

@@ -28,6 +28,7 @@
 
 pub(crate) mod cleanup;
 pub(crate) mod docker;
+mod dockerfile_image;
 #[cfg(test)]
 pub(crate) mod fake;
 mod host_image;
@@ -43,7 +44,9 @@ use std::time::Duration;
 use futures_util::Stream;
 
 use crate::error::Result;
+pub(crate) use crate::spec::HealthCheck;
 pub(crate) use crate::spec::{EntryKind, FileEntry, ImageConfig, Mount, Output, Ulimit};
+pub(crate) use dockerfile_image::build_dockerfile_image;
 pub(crate) use host_image::{build_host_image, INPUT_TAG_PREFIX};
 pub(crate) use lines::{LineSplitter, LogLine};
 
@@ -157,6 +160,8 @@ pub(crate) struct ContainerSpec {
     pub platform: Option<String>,
     /// Container port → fixed host port (the other ports get one the engine picks).
     pub host_ports: BTreeMap<u16, u16>,
+    /// Replaces the image's health check.
+    pub health_check: Option<HealthCheck>,
 }
 
 /// An engine volume mounted into a container.
@@ -371,4 +376,48 @@ pub(crate) trait Backend: Send + Sync + std::fmt::Debug {
     async fn copy_out(&self, id: &str, for_whom: &str, path: &str) -> Result<Vec<FileEntry>>;
     /// Everything container `id` printed so far, each stream apart.
     async fn output(&self, id: &str, for_whom: &str) -> Result<Output>;
+
+    // Readiness by health check, and images built from a Dockerfile (issue 13).
+    /// The container's health status as the engine reports it now.
+    async fn health(&self, id: &str, for_whom: &str) -> Result<ContainerHealth>;
+    /// Whether `image` defines a health check (`HEALTHCHECK NONE` counts as none).
+    async fn image_has_health_check(&self, image: &str) -> Result<bool>;
+    /// Builds an image from a Dockerfile and its context and tags it `request.tag`; nothing
+    /// is tagged, and no build container is left, when the build fails.
+    async fn build_image(&self, request: &BuildRequest) -> Result<()>;
+}
+
+/// A container's health, as its health check last found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ContainerHealth {
+    /// Neither the image nor the container's options define a health check.
+    NoHealthCheck,
+    /// Not decided yet: the check has not passed since start.
+    Starting {
+        /// The last check's exit code and output, if one ran.
+        last: Option<(i64, String)>,
+    },
+    Healthy,
+    /// The check failed `failing_streak` times in a row.
+    Unhealthy {
+        failing_streak: i64,
+        last: Option<(i64, String)>,
+    },
+}
+
+/// What to build from a Dockerfile.
+#[derive(Debug, Clone)]
+pub(crate) struct BuildRequest {
+    /// The context as an uncompressed tar (the Dockerfile included).
+    pub context_tar: Vec<u8>,
+    /// The Dockerfile's path inside the context.
+    pub dockerfile: String,
+    pub build_args: BTreeMap<String, String>,
+    /// The stage of a multi-stage Dockerfile to build; `None`: the last.
+    pub target: Option<String>,
+    /// `repo:tag` to give the image.
+    pub tag: String,
+    pub labels: BTreeMap<String, String>,
+    /// The context directory on the host, for errors.
+    pub context_dir: std::path::PathBuf,
 }

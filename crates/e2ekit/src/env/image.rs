@@ -28,9 +28,9 @@ use std::path::{Path, PathBuf};
 
 use super::runnable::{FutureRunnable, Runnable};
 use super::Environment;
-use crate::engine::build_host_image;
+use crate::engine::{build_dockerfile_image, build_host_image};
 use crate::error::{Error, Result};
-use crate::host::HostImage;
+use crate::host::{DockerfileImage, HostImage};
 use crate::spec::{Command, Probe, StartOptions};
 
 impl HostImage {
@@ -39,6 +39,16 @@ impl HostImage {
     /// image exists.
     pub async fn build(&self, env: &Environment) -> Result<String> {
         build_host_image(env.core().backend.as_ref(), self).await
+    }
+}
+
+impl DockerfileImage {
+    /// Builds the image on the environment's engine (or finds it, when the context, the
+    /// Dockerfile and the build arguments are unchanged); returns its reference. A missing
+    /// context or Dockerfile fails before the engine is asked; a failed step fails with
+    /// [`Error::DockerfileBuild`] (the step and the build's last output) and tags nothing.
+    pub async fn build(&self, env: &Environment) -> Result<String> {
+        build_dockerfile_image(env.core().backend.as_ref(), self).await
     }
 }
 

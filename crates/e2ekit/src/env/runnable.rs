@@ -33,7 +33,7 @@ use tokio::sync::{watch, Notify};
 
 use super::core::{container_name, runnable_dir, EnvCore};
 use super::output::{spawn_log_pump, OutputSinks, RecentLines};
-use super::ready::{PortTarget, ProbeTarget};
+use super::ready::{check_health_defined, PortTarget, ProbeFailure, ProbeTarget};
 use crate::engine::{
     Backend, ContainerSpec, ExecOutput, ExecRequest, ExitStatus, FileEntry, Mount, VolumeMount,
 };
@@ -577,6 +577,7 @@ impl Runnable {
             extra_hosts: container.extra_hosts.clone(),
             platform: container.platform.clone(),
             host_ports,
+            health_check: opts.health_check.clone(),
         })
     }
 
@@ -600,6 +601,7 @@ impl Runnable {
         self.backend()
             .ensure_image(&self.inner.options.image, name)
             .await?;
+        check_health_defined(self.backend(), name, &self.inner.options).await?;
         // From here the engine creates resources: a close waits for this work to end.
         // Read before any engine work: a missing source fails the start with nothing made.
         let (shared_dir, files) = self.files_at_start()?;
@@ -772,6 +774,7 @@ impl Runnable {
             let remaining = poll.remaining();
             let target = ProbeTarget {
                 runnable: &self.inner.name,
+                container_name: &self.inner.container_name,
                 backend: self.backend(),
                 http: &self.inner.core.http,
                 container_id: &snap.id,
@@ -782,9 +785,9 @@ impl Runnable {
             };
             let attempt = tokio::select! {
                 r = tokio::time::timeout(remaining.max(Duration::from_millis(50)), probe.check(&target)) => {
-                    r.unwrap_or_else(|_| Err("the probe attempt timed out".to_string()))
+                    r.unwrap_or_else(|_| Err("the probe attempt timed out".into()))
                 }
-                _ = snap.exit.changed() => Err("the container stopped".to_string()),
+                _ = snap.exit.changed() => Err(ProbeFailure::from("the container stopped")),
             };
             let last_error = match attempt {
                 Ok(()) => {
@@ -796,6 +799,14 @@ impl Runnable {
             if let Some(ended) = self.ended_of(&snap) {
                 return Err(self.ended(&snap, ended, "waiting for readiness").await);
             }
+            if last_error.fatal {
+                return Err(Error::ProbeFailed {
+                    runnable: self.inner.name.clone(),
+                    reason: last_error.reason,
+                    logs: self.tail_or_recent(&snap).await,
+                });
+            }
+            let last_error = last_error.reason;
             let Some(pause) = poll.next_pause() else {
                 return Err(Error::NotReady {
                     runnable: self.inner.name.clone(),

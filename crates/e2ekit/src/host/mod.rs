@@ -15,5 +15,8 @@ pub(crate) mod http;
 pub mod labels;
 pub(crate) mod naming;
 pub(crate) mod rootfs;
+// Images built from a Dockerfile (issue 13).
+pub(crate) mod dockerfile;
 
+pub use dockerfile::DockerfileImage;
 pub use rootfs::HostImage;

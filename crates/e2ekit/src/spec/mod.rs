@@ -31,5 +31,6 @@ pub(crate) use mount::Mount;
 pub(crate) use output::OutputConsumer;
 pub use output::{Output, OutputLine};
 pub use probe::{AllProbe, CmdProbe, HttpProbe, LogProbe, Probe, TcpProbe};
+pub use probe::{CustomProbe, HealthCheck, HealthProbe, ProbeContext};
 pub use start::StartOptions;
 pub(crate) use start::Ulimit;

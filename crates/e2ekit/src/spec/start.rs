@@ -18,7 +18,7 @@
 use super::command::Command;
 use super::files::{check_container_path, CopyFile};
 use super::output::{OutputConsumer, OutputLine};
-use super::probe::Probe;
+use super::probe::{HealthCheck, Probe};
 use super::reference::check_image_reference;
 use crate::wait::WaitPolicy;
 
@@ -39,6 +39,7 @@ pub struct StartOptions {
     pub(crate) memory_bytes: Option<i64>,
     pub(crate) cpus: Option<f64>,
     pub(crate) container: ContainerOptions,
+    pub(crate) health_check: Option<HealthCheck>,
 }
 
 /// The less common container settings, kept apart so the common ones stay readable.
@@ -116,6 +117,7 @@ impl StartOptions {
             memory_bytes: None,
             cpus: None,
             container: ContainerOptions::default(),
+            health_check: None,
         }
     }
 
@@ -358,6 +360,9 @@ impl StartOptions {
         if let Some(probe) = &self.readiness {
             probe.check_definition()?;
         }
+        if let Some(check) = &self.health_check {
+            check.check_definition()?;
+        }
         self.container.check_definition()
     }
 }
@@ -442,6 +447,15 @@ impl ContainerOptions {
             }
         }
         Ok(())
+    }
+}
+
+impl StartOptions {
+    /// The health check the engine runs in the container, replacing the image's
+    /// `HEALTHCHECK` (or giving one to an image without), for [`crate::HealthProbe`].
+    pub fn health_check(mut self, check: HealthCheck) -> Self {
+        self.health_check = Some(check);
+        self
     }
 }
 

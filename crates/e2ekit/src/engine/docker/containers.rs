@@ -473,6 +473,7 @@ fn container_body(spec: &ContainerSpec, local: bool) -> ContainerCreateBody {
         entrypoint: spec.entrypoint.clone(),
         working_dir: spec.working_dir.clone(),
         labels: Some(spec.labels.clone().into_iter().collect()),
+        healthcheck: super::health::health_config(spec),
         host_config: Some(HostConfig {
             binds: Some(binds),
             port_bindings: Some(port_bindings),

@@ -22,6 +22,9 @@ mod logs;
 mod network;
 mod resources;
 mod stats;
+// Readiness by health check and images built from a Dockerfile (issue 13).
+mod build;
+mod health;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -35,6 +38,7 @@ use super::{
     Backend, ContainerSpec, ExecOutput, ExecRequest, ExitStatus, FileEntry, ImageConfig, Labelled,
     Leftovers, LogLine, LogStream, NetworkInfo, Output, StartedContainer, UsageStream,
 };
+use super::{BuildRequest, ContainerHealth};
 use crate::error::{Error, Result};
 use crate::host::labels;
 use calls::{CALL_TIMEOUT, CONNECT_TIMEOUT, ENGINE_TIMEOUT_SECS};
@@ -407,5 +411,17 @@ impl Backend for DockerBackend {
 
     async fn output(&self, id: &str, for_whom: &str) -> Result<Output> {
         self.output(id, for_whom).await
+    }
+
+    async fn health(&self, id: &str, for_whom: &str) -> Result<ContainerHealth> {
+        self.health(id, for_whom).await
+    }
+
+    async fn image_has_health_check(&self, image: &str) -> Result<bool> {
+        self.image_has_health_check(image).await
+    }
+
+    async fn build_image(&self, request: &BuildRequest) -> Result<()> {
+        self.build_image(request).await
     }
 }
