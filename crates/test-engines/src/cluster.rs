@@ -69,6 +69,30 @@ impl Cluster {
         Ok(Cluster { engines })
     }
 
+    /// Forms a Docker Swarm of the engines: the first initialises it, advertising its node
+    /// address, and the others join it as workers (through the `docker` CLI). The swarm lives
+    /// in the engines' data directories and goes with them.
+    pub fn init_swarm(&self) -> Result<(), Error> {
+        let first = self.engines.first().ok_or_else(|| Error::State {
+            node: "cluster".into(),
+            what: "a swarm needs at least one engine".into(),
+        })?;
+        let manager = first.node_addr();
+        docker(
+            first,
+            &["swarm", "init", "--advertise-addr", &manager],
+        )?;
+        let token = docker(first, &["swarm", "join-token", "-q", "worker"])?;
+        let token = token.trim().to_string();
+        for worker in &self.engines[1..] {
+            docker(
+                worker,
+                &["swarm", "join", "--token", &token, &format!("{manager}:2377")],
+            )?;
+        }
+        Ok(())
+    }
+
     /// The engines, in index order.
     pub fn engines(&self) -> &[PrivateEngine] {
         &self.engines
@@ -96,4 +120,26 @@ impl Cluster {
             })
         }
     }
+}
+
+/// Runs `docker -H <engine's socket> args`; its stdout.
+fn docker(engine: &PrivateEngine, args: &[&str]) -> Result<String, Error> {
+    let out = std::process::Command::new("docker")
+        .arg("-H")
+        .arg(engine.docker_host())
+        .args(args)
+        .output()
+        .map_err(|e| Error::io(engine.name().to_string(), "running the docker CLI", e))?;
+    if !out.status.success() {
+        return Err(Error::State {
+            node: engine.name().to_string(),
+            what: format!(
+                "docker {} failed ({}): {}",
+                args.join(" "),
+                out.status,
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }

@@ -65,19 +65,46 @@ enum EngineKind {
     #[default]
     DockerDefault,
     Docker(String),
+    /// A Docker Swarm through one of its managers (`None`: `DOCKER_HOST`, else the local
+    /// socket), its nodes' engines on `node_port`.
+    Swarm {
+        manager: Option<String>,
+        node_port: u16,
+    },
 }
 
+/// `E2EKIT_ENGINE=swarm` makes the default engine a Docker Swarm (`DOCKER_HOST` names a
+/// manager): the same scenarios on a cluster without a code change.
+pub const ENGINE_VAR: &str = "E2EKIT_ENGINE";
+
+/// How a Swarm engine's endpoint is written for a child process (the reaper):
+/// `swarm+<manager>[#node-port=N]`.
+const SWARM_PREFIX: &str = "swarm+";
+
 impl Engine {
-    /// The Docker engine named by `DOCKER_HOST`, else `unix:///var/run/docker.sock`.
+    /// The Docker engine named by `DOCKER_HOST`, else `unix:///var/run/docker.sock`. With
+    /// `E2EKIT_ENGINE=swarm`, that engine is taken as a Swarm manager ([`Engine::swarm`]).
     pub fn docker() -> Self {
-        Self::default()
+        match std::env::var(ENGINE_VAR).as_deref() {
+            Ok("swarm") => Self {
+                kind: EngineKind::Swarm {
+                    manager: None,
+                    node_port: docker::swarm::DEFAULT_NODE_PORT,
+                },
+            },
+            _ => Self::default(),
+        }
     }
 
     /// The Docker engine (or Docker-compatible API) at `host`: `unix:///path/to.sock` or
     /// `tcp://host:port`. With `tcp://`, published ports are reached on that host.
     pub fn docker_host(host: impl Into<String>) -> Self {
+        let host = host.into();
+        if let Some(engine) = Self::parse_swarm_endpoint(&host) {
+            return engine;
+        }
         Self {
-            kind: EngineKind::Docker(host.into()),
+            kind: EngineKind::Docker(host),
         }
     }
 
@@ -86,12 +113,57 @@ impl Engine {
         host.map_or_else(Self::docker, Self::docker_host)
     }
 
+    /// A Docker Swarm reached through the manager at `manager` (`tcp://host:port` or
+    /// `unix:///path`). Each runnable runs as a one-task service spread over the nodes;
+    /// exec, logs, stop, copies and partitions go to the engine of the node running the
+    /// task, at `tcp://<node address>:2375` unless [`Engine::node_port`] says otherwise.
+    /// See the README's "Docker Swarm" section for what works there.
+    pub fn swarm(manager: impl Into<String>) -> Self {
+        Self {
+            kind: EngineKind::Swarm {
+                manager: Some(manager.into()),
+                node_port: docker::swarm::DEFAULT_NODE_PORT,
+            },
+        }
+    }
+
+    /// The TCP port the nodes' engines listen on (a Swarm engine only; default 2375).
+    pub fn node_port(mut self, port: u16) -> Self {
+        if let EngineKind::Swarm { node_port, .. } = &mut self.kind {
+            *node_port = port;
+        }
+        self
+    }
+
+    /// Whether this is a Docker Swarm engine.
+    pub fn is_swarm(&self) -> bool {
+        matches!(self.kind, EngineKind::Swarm { .. })
+    }
+
+    fn parse_swarm_endpoint(endpoint: &str) -> Option<Self> {
+        let rest = endpoint.strip_prefix(SWARM_PREFIX)?;
+        let (manager, port) = match rest.split_once("#node-port=") {
+            Some((m, p)) => (m, p.parse().ok()?),
+            None => (rest, docker::swarm::DEFAULT_NODE_PORT),
+        };
+        Some(Self::swarm(manager).node_port(port))
+    }
+
     /// The endpoint this engine is reached at (`DOCKER_HOST` or the local socket when not
-    /// given), as a child process must be told to reach the same engine.
+    /// given), as a child process must be told to reach the same engine
+    /// ([`Engine::docker_host`] reads it back, a Swarm's included).
     pub(crate) fn endpoint(&self) -> String {
         match &self.kind {
             EngineKind::DockerDefault => docker::engine_endpoint(),
             EngineKind::Docker(host) => host.clone(),
+            EngineKind::Swarm { manager, node_port } => {
+                let manager = manager.clone().unwrap_or_else(docker::engine_endpoint);
+                if *node_port == docker::swarm::DEFAULT_NODE_PORT {
+                    format!("{SWARM_PREFIX}{manager}")
+                } else {
+                    format!("{SWARM_PREFIX}{manager}#node-port={node_port}")
+                }
+            }
         }
     }
 
@@ -101,6 +173,12 @@ impl Engine {
             EngineKind::DockerDefault => Ok(Arc::new(docker::DockerBackend::connect(None).await?)),
             EngineKind::Docker(host) => {
                 Ok(Arc::new(docker::DockerBackend::connect(Some(host)).await?))
+            }
+            EngineKind::Swarm { manager, node_port } => {
+                let manager = manager.clone().unwrap_or_else(docker::engine_endpoint);
+                Ok(Arc::new(
+                    docker::swarm::SwarmBackend::connect(&manager, *node_port).await?,
+                ))
             }
         }
     }

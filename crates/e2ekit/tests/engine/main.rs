@@ -26,6 +26,7 @@ mod probes_more;
 mod profiling;
 mod reaper;
 mod remote;
+mod swarm;
 mod workflow;
 // The README's scenario verbatim, in the README's layout (checked by tests/readme_sync.rs).
 #[rustfmt::skip]

@@ -22,6 +22,7 @@ mod logs;
 mod network;
 mod resources;
 mod stats;
+pub(crate) mod swarm;
 // Readiness by health check and images built from a Dockerfile (issue 13).
 mod build;
 mod health;
@@ -257,7 +258,7 @@ impl Backend for DockerBackend {
         name: &str,
         labels: BTreeMap<String, String>,
     ) -> Result<NetworkInfo> {
-        network::create(&self.docker, name, labels).await
+        network::create(&self.docker, name, labels, network::Driver::Bridge).await
     }
 
     async fn find_environment(&self, env: &str) -> Result<Leftovers> {

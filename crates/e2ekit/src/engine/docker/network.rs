@@ -75,10 +75,20 @@ fn is_overlap(e: &bollard::errors::Error) -> bool {
         || text.contains("no such network interface")
 }
 
+/// Which kind of network an environment gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Driver {
+    /// A bridge on one engine.
+    Bridge,
+    /// An attachable overlay spanning a Swarm's nodes.
+    Overlay,
+}
+
 pub(super) async fn create(
     docker: &Docker,
     name: &str,
     labels: BTreeMap<String, String>,
+    driver: Driver,
 ) -> Result<NetworkInfo> {
     let pool = pool();
     let routes = host_routes();
@@ -93,7 +103,15 @@ pub(super) async fn create(
         }
         let request = NetworkCreateRequest {
             name: name.to_string(),
-            driver: Some("bridge".to_string()),
+            driver: Some(
+                match driver {
+                    Driver::Bridge => "bridge",
+                    Driver::Overlay => "overlay",
+                }
+                .to_string(),
+            ),
+            // Attachable: the partition helper and sweeps look at tasks' containers.
+            attachable: (driver == Driver::Overlay).then_some(true),
             labels: Some(labels.clone().into_iter().collect::<HashMap<_, _>>()),
             ipam: Some(Ipam {
                 config: Some(vec![IpamConfig {
@@ -110,7 +128,9 @@ pub(super) async fn create(
             Ok(Ok(_)) => {
                 return Ok(NetworkInfo {
                     name: name.to_string(),
-                    gateway: Some(IpAddr::V4(gateway)),
+                    // An overlay's gateway is no host: containers reach the test host by
+                    // its own address there.
+                    gateway: (driver == Driver::Bridge).then_some(IpAddr::V4(gateway)),
                 })
             }
             Ok(Err(e)) if is_overlap(&e) => last_error = Some(e),

@@ -208,7 +208,7 @@ impl DockerBackend {
     }
 
     /// Volumes carrying every one of `labels` (`key` or `key=value`).
-    async fn labelled_volumes(&self, labels: Vec<String>) -> Result<Vec<bollard::models::Volume>> {
+    pub(super) async fn labelled_volumes(&self, labels: Vec<String>) -> Result<Vec<bollard::models::Volume>> {
         let label = labels.join(",");
         let filters = HashMap::from([("label".to_string(), labels)]);
         let listed = within(
@@ -224,7 +224,7 @@ impl DockerBackend {
         Ok(listed.volumes.unwrap_or_default())
     }
 
-    async fn remove_volume(&self, name: &str) -> Result<()> {
+    pub(super) async fn remove_volume(&self, name: &str) -> Result<()> {
         already_done(
             within(
                 || format!("removing volume {name}"),
@@ -239,7 +239,7 @@ impl DockerBackend {
 
     /// Containers (running or not) and networks carrying every one of `labels` (`key` or
     /// `key=value`).
-    async fn list_with_label(
+    pub(super) async fn list_with_label(
         &self,
         labels: Vec<String>,
     ) -> Result<(
