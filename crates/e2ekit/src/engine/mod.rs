@@ -50,7 +50,7 @@ pub(crate) use lines::{LineSplitter, LogLine};
 /// Which container engine an environment runs on.
 ///
 /// Today that is a Docker engine (or anything speaking its API, such as Podman's socket),
-/// local or remote. The default reads `DOCKER_HOST` and falls back to the local socket.
+/// local or remote. The default finds the engine as [`Engine::docker`] describes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Engine {
     kind: EngineKind,
@@ -65,13 +65,22 @@ enum EngineKind {
 }
 
 impl Engine {
-    /// The Docker engine named by `DOCKER_HOST`, else `unix:///var/run/docker.sock`.
+    /// The Docker engine found the way the Docker CLI and the usual installations put it:
+    /// `DOCKER_HOST` (TLS with `DOCKER_TLS_VERIFY` and `DOCKER_CERT_PATH`), the current Docker
+    /// context (`DOCKER_CONTEXT`, else `currentContext` in `$DOCKER_CONFIG/config.json`), then
+    /// the system socket, rootless Docker, Docker Desktop, Colima and Podman sockets. The
+    /// first that answers is used; when none does, the error lists each place tried and why
+    /// it failed. A named context that does not exist is an error, never replaced by
+    /// another engine.
     pub fn docker() -> Self {
         Self::default()
     }
 
-    /// The Docker engine (or Docker-compatible API) at `host`: `unix:///path/to.sock` or
-    /// `tcp://host:port`. With `tcp://`, published ports are reached on that host.
+    /// The Docker engine (or Docker-compatible API) at `host`: `unix:///path/to.sock`,
+    /// `tcp://host:port` or `https://host:port`. With `tcp://`, published ports are reached
+    /// on that host; `https://`, or `tcp://` while `DOCKER_TLS_VERIFY` is set, speaks TLS with
+    /// `ca.pem`, `cert.pem` and `key.pem` from `DOCKER_CERT_PATH` (default `~/.docker`), as
+    /// `docker -H` does.
     pub fn docker_host(host: impl Into<String>) -> Self {
         Self {
             kind: EngineKind::Docker(host.into()),
@@ -99,6 +108,16 @@ impl Engine {
             EngineKind::Docker(host) => {
                 Ok(Arc::new(docker::DockerBackend::connect(Some(host)).await?))
             }
+        }
+    }
+
+    /// What a child process's environment must set (`Some`) or remove (`None`) besides the
+    /// [`endpoint`](Self::endpoint) to reach this engine as this process does: a discovered
+    /// TLS engine's `DOCKER_TLS_VERIFY` and `DOCKER_CERT_PATH`.
+    pub(crate) fn child_env(&self) -> Vec<(&'static str, Option<String>)> {
+        match &self.kind {
+            EngineKind::DockerDefault => docker::child_env(None),
+            EngineKind::Docker(host) => docker::child_env(Some(host)),
         }
     }
 }
