@@ -15,7 +15,7 @@
 //! use e2ekit::prelude::*;
 //!
 //! # async fn demo() -> e2ekit::Result<()> {
-//! // The default: DOCKER_HOST, else the local socket.
+//! // The default: DOCKER_HOST, the current Docker context, else the usual sockets.
 //! let env = Environment::builder().engine(Engine::docker()).build().await?;
 //! // A remote engine: endpoints then name that host, not 127.0.0.1.
 //! let remote = Environment::builder()
@@ -68,10 +68,10 @@ impl Engine {
     /// The Docker engine found the way the Docker CLI and the usual installations put it:
     /// `DOCKER_HOST` (TLS with `DOCKER_TLS_VERIFY` and `DOCKER_CERT_PATH`), the current Docker
     /// context (`DOCKER_CONTEXT`, else `currentContext` in `$DOCKER_CONFIG/config.json`), then
-    /// the system socket, rootless Docker, Docker Desktop, Colima and Podman sockets. The
-    /// first that answers is used; when none does, the error lists each place tried and why
-    /// it failed. A named context that does not exist is an error, never replaced by
-    /// another engine.
+    /// the first of the system socket, rootless Docker, Docker Desktop, Colima and Podman
+    /// sockets that answers; when none does, the error lists each place tried and why it
+    /// failed. `DOCKER_HOST` or a selected context is used alone: when it does not answer (or
+    /// a named context does not exist), that is the error, never replaced by another engine.
     pub fn docker() -> Self {
         Self::default()
     }

@@ -8,6 +8,7 @@ mod common;
 mod crash_safety;
 mod demo;
 mod ecosystem;
+mod engines;
 mod environment;
 mod faults;
 mod images;

@@ -66,6 +66,9 @@ pub(crate) struct DockerBackend {
     /// How this engine was reached (endpoint and TLS material): reconnects and child
     /// processes reach it the same way.
     target: discovery::Target,
+    /// Published ports bind to every address of a remote engine's host: it could not bind
+    /// the address the test process reaches it at (see `create_and_start`).
+    bind_any: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// What connecting learns from the engine's /version.
@@ -168,8 +171,9 @@ impl DockerBackend {
     }
 
     /// Tries the candidates in order (the one that answered last time first) and keeps the
-    /// first that answers a ping; the error lists each one tried and why it failed.
-    async fn discover(snapshot: &dyn discovery::Snapshot) -> Result<Self> {
+    /// first that answers a ping; the error lists each one tried and why it failed. With
+    /// `DOCKER_HOST` or a context there is just one.
+    async fn discover(snapshot: &(dyn discovery::Snapshot + Sync)) -> Result<Self> {
         let candidates =
             discovery::candidates(snapshot).map_err(|reason| Error::EngineUnreachable {
                 endpoint: "the default engine".to_string(),
@@ -189,42 +193,34 @@ impl DockerBackend {
                 // Most of the usual sockets do not exist on a given machine; say so plainly
                 // instead of with a connection error.
                 if !snapshot.exists(socket) {
-                    failures.push(format!(
-                        "{} at {}: no socket there",
-                        candidate.source, target.endpoint
-                    ));
+                    failures.push((candidate, "no socket there".to_string()));
                     continue;
                 }
             }
             match Self::connect_to(target.clone()).await {
                 Ok(found) => {
-                    if !failures.is_empty()
-                        && !candidates[0].source.starts_with("the system")
-                        && crate::host::fs::lock(winners()).get(&key).is_none()
-                    {
-                        // The user configured an engine that does not answer: using another
-                        // one is what they asked for in order, but must not go unnoticed.
-                        eprintln!(
-                            "e2ekit: using {} at {}; tried first: {}",
-                            candidate.source,
-                            target.endpoint,
-                            failures.join("; ")
-                        );
-                    }
                     crate::host::fs::lock(winners()).insert(key, target.clone());
                     return Ok(found);
                 }
-                Err(e) => failures.push(format!(
-                    "{} at {}: {}",
-                    candidate.source,
-                    target.endpoint,
-                    match &e {
-                        Error::EngineUnreachable { reason, .. } => reason.clone(),
+                Err(e) => failures.push((
+                    candidate,
+                    match e {
+                        Error::EngineUnreachable { reason, .. } => reason,
                         other => other.to_string(),
-                    }
+                    },
                 )),
             }
         }
+        if let [(only, reason)] = failures.as_slice() {
+            return Err(Error::EngineUnreachable {
+                endpoint: format!("{} ({})", only.target.endpoint, only.source),
+                reason: reason.clone(),
+            });
+        }
+        let failures: Vec<String> = failures
+            .iter()
+            .map(|(c, reason)| format!("{} at {}: {reason}", c.source, c.target.endpoint))
+            .collect();
         Err(Error::EngineUnreachable {
             endpoint: format!("any of the {} places tried", candidates.len()),
             reason: format!(
@@ -306,6 +302,7 @@ impl DockerBackend {
             publish_ip,
             local,
             target,
+            bind_any: Arc::default(),
         })
     }
 }

@@ -1,0 +1,354 @@
+//! Engines people actually have: a private dockerd listening only on TCP (no unix socket the
+//! test could use by accident), one speaking TLS found through `DOCKER_HOST` +
+//! `DOCKER_TLS_VERIFY` + `DOCKER_CERT_PATH` and through a Docker context, and discovery's
+//! errors. Runnables started there must be reachable on the engine's own address.
+//!
+//! Discovery reads the process environment, which the other tests of this binary share, so
+//! the scenarios that set `DOCKER_*` variables run in a child process: this binary again,
+//! running only [`discovered_engine_child`] with the variables set.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command as Process;
+use std::time::Duration;
+
+use e2ekit::prelude::*;
+use e2ekit_test_engines::PrivateEngine;
+
+use crate::common;
+
+/// The child's scenario and expectations, passed in its environment.
+const MODE: &str = "E2EKIT_TEST_ENGINES_MODE";
+const EXPECT_ADDR: &str = "E2EKIT_TEST_ENGINES_ADDR";
+const NAME: &str = "E2EKIT_TEST_ENGINES_ENV";
+
+fn start_engine(builder: e2ekit_test_engines::Builder) -> PrivateEngine {
+    builder.start().unwrap_or_else(|e| {
+        panic!("the remote-engine tests need a private dockerd (root, dockerd, nsenter, ip, iptables): {e}")
+    })
+}
+
+/// A TLS private engine: its certificates (a fresh CA and a certificate for the node's
+/// address, which also serves as the client certificate: it carries both purposes and the
+/// CA signed it) are written to a temp directory as `ca.pem`, `cert.pem`, `key.pem`.
+fn tls_engine(dir: &Path) -> PrivateEngine {
+    let dir = dir.to_path_buf();
+    start_engine(PrivateEngine::builder().tls(move |addr| {
+        let certs = e2ekit::db::Certificates::generate(addr).map_err(|e| e.to_string())?;
+        std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+        for (name, text) in [
+            ("ca.pem", &certs.ca_pem),
+            ("cert.pem", &certs.cert_pem),
+            ("key.pem", &certs.key_pem),
+        ] {
+            std::fs::write(dir.join(name), text).map_err(|e| e.to_string())?;
+        }
+        Ok(dir.clone())
+    }))
+}
+
+fn temp_dir(tag: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("e2ekit-t-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a temp dir");
+    dir
+}
+
+/// A busybox web server on the environment's engine, ready when it answers.
+async fn web(env: &Environment) -> Result<Runnable> {
+    let image = common::busybox(env).await?;
+    let web = env.runnable("web").with_ports([("http", 8080)]).init(
+        StartOptions::new(image)
+            .command(Command::new("sh").args([
+                "-c",
+                "mkdir -p /www && echo hello-from-engine > /www/index.html && exec httpd -f -p 8080 -h /www",
+            ]))
+            .readiness(HttpProbe::new("http", "/index.html")),
+    )?;
+    start_and_wait_ready(&[&web]).await?;
+    Ok(web)
+}
+
+/// Checks the endpoint names `addr` (the engine's host, not loopback) and answers from here.
+async fn assert_served_at(web: &Runnable, addr: &str) -> SocketAddr {
+    let endpoint: SocketAddr = web
+        .endpoint("http")
+        .expect("the published port's endpoint")
+        .parse()
+        .expect("an endpoint is host:port");
+    assert_eq!(
+        endpoint.ip().to_string(),
+        addr,
+        "published ports are reached on the engine's host"
+    );
+    let body = reqwest::get(format!("http://{endpoint}/index.html"))
+        .await
+        .and_then(|r| r.error_for_status())
+        .expect("the runnable answers the test process on the engine's host");
+    assert_eq!(
+        body.text().await.expect("a body").trim(),
+        "hello-from-engine"
+    );
+    endpoint
+}
+
+/// Whether a TCP connection to `addr` succeeds from inside the engine's network namespace
+/// (the engine host's own view), and what bash said when it did not.
+fn connects_inside(engine: &PrivateEngine, addr: SocketAddr) -> (bool, String) {
+    let netns = format!("--net=/run/netns/{}", engine.name());
+    let script = format!("exec 3<>/dev/tcp/{}/{}", addr.ip(), addr.port());
+    let out = Process::new("nsenter")
+        .args([netns.as_str(), "--", "bash", "-c", &script])
+        .output()
+        .expect("running nsenter and bash");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tcp_only_engine_serves_runnables_on_its_address_and_binds_only_that() -> Result<()> {
+    let engine = tokio::task::block_in_place(|| start_engine(PrivateEngine::builder().tcp(true)));
+    let host = engine.tcp_host().expect("a TCP engine has a tcp:// host");
+    let env = Environment::builder()
+        .name("e2ekit-t-tcp-engine")
+        .engine(Engine::docker_host(&host))
+        .build()
+        .await?;
+    let web = web(&env).await?;
+    let endpoint = assert_served_at(&web, &engine.node_addr()).await;
+
+    // The port is open on the address the test process uses, and not on the engine host's
+    // other interfaces (here: its loopback).
+    tokio::task::block_in_place(|| {
+        let (ok, said) = connects_inside(&engine, endpoint);
+        assert!(
+            ok,
+            "the engine host reaches the published port on its own address: {said}"
+        );
+        let (ok, said) =
+            connects_inside(&engine, SocketAddr::from(([127, 0, 0, 1], endpoint.port())));
+        assert!(
+            !ok,
+            "the published port must not be open on the engine host's other addresses: {said}"
+        );
+    });
+
+    env.close().await;
+    assert_eq!(
+        common::leftovers_on(Some(&host), "e2ekit-t-tcp-engine"),
+        (0, 0)
+    );
+    tokio::task::block_in_place(|| engine.stop()).expect("tearing the private engine down");
+    Ok(())
+}
+
+/// Runs [`discovered_engine_child`] in a child process with `vars` set (and the `DOCKER_*`
+/// variables not in `vars` removed), and returns its combined output; fails the test when
+/// the child fails.
+fn run_child(mode: &str, vars: &[(&str, String)]) -> String {
+    let exe = std::env::current_exe().expect("the test binary");
+    let mut cmd = Process::new(exe);
+    cmd.args([
+        "engines::discovered_engine_child",
+        "--exact",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ]);
+    for name in [
+        "DOCKER_HOST",
+        "DOCKER_TLS_VERIFY",
+        "DOCKER_CERT_PATH",
+        "DOCKER_CONTEXT",
+        "DOCKER_CONFIG",
+    ] {
+        cmd.env_remove(name);
+    }
+    cmd.env(MODE, mode);
+    cmd.env(NAME, format!("e2ekit-t-discovered-{mode}"));
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("running the child test");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "the child scenario {mode} failed:\n{text}"
+    );
+    assert!(
+        text.contains("1 passed"),
+        "the child scenario {mode} did not run:\n{text}"
+    );
+    text
+}
+
+#[test]
+fn a_tls_engine_is_found_through_docker_host_and_through_a_docker_context() {
+    let dir = temp_dir("tls-engine");
+    let certs = dir.join("certs");
+    let engine = tls_engine(&certs);
+    let host = engine.tcp_host().expect("a TLS engine has a tcp:// host");
+    assert!(host.ends_with(":2376"), "{host}");
+    let addr = engine.node_addr();
+
+    // DOCKER_HOST + DOCKER_TLS_VERIFY + DOCKER_CERT_PATH.
+    run_child(
+        "serve",
+        &[
+            ("DOCKER_HOST", host.clone()),
+            ("DOCKER_TLS_VERIFY", "1".to_string()),
+            ("DOCKER_CERT_PATH", certs.display().to_string()),
+            (EXPECT_ADDR, addr.clone()),
+        ],
+    );
+
+    // The current context of a DOCKER_CONFIG directory, with its TLS material where Docker
+    // keeps it: contexts/meta/<sha256 of the name>/meta.json and contexts/tls/<same>/docker.
+    let config = dir.join("docker-config");
+    let id = sha256_hex("e2ekit-remote");
+    let meta = config.join("contexts/meta").join(&id);
+    let tls = config.join("contexts/tls").join(&id).join("docker");
+    std::fs::create_dir_all(&meta).expect("the context's meta dir");
+    std::fs::create_dir_all(&tls).expect("the context's TLS dir");
+    for name in ["ca.pem", "cert.pem", "key.pem"] {
+        std::fs::copy(certs.join(name), tls.join(name)).expect("copying TLS material");
+    }
+    std::fs::write(
+        meta.join("meta.json"),
+        format!(
+            r#"{{"Name":"e2ekit-remote","Metadata":{{}},"Endpoints":{{"docker":{{"Host":"{host}","SkipTLSVerify":false}}}}}}"#
+        ),
+    )
+    .expect("writing meta.json");
+    std::fs::write(
+        config.join("config.json"),
+        r#"{"auths":{},"currentContext":"e2ekit-remote"}"#,
+    )
+    .expect("writing config.json");
+    run_child(
+        "serve",
+        &[
+            ("DOCKER_CONFIG", config.display().to_string()),
+            (EXPECT_ADDR, addr.clone()),
+        ],
+    );
+
+    // A client certificate the engine's CA did not sign: refused, with TLS named in the
+    // error, and nothing created.
+    let other = dir.join("other-certs");
+    std::fs::create_dir_all(&other).expect("a dir");
+    let stranger = e2ekit::db::Certificates::generate(&addr).expect("certificates");
+    std::fs::write(other.join("ca.pem"), &stranger.ca_pem).expect("write");
+    std::fs::write(other.join("cert.pem"), &stranger.cert_pem).expect("write");
+    std::fs::write(other.join("key.pem"), &stranger.key_pem).expect("write");
+    let said = run_child(
+        "wrong-ca",
+        &[
+            ("DOCKER_HOST", host.clone()),
+            ("DOCKER_TLS_VERIFY", "1".to_string()),
+            ("DOCKER_CERT_PATH", other.display().to_string()),
+        ],
+    );
+
+    println!("{said}");
+
+    engine.stop().expect("tearing the private engine down");
+    std::fs::remove_dir_all(&dir).expect("removing the temp dir");
+}
+
+#[test]
+fn an_unknown_docker_context_is_a_clear_error_and_no_engine_is_used_instead() {
+    let dir = temp_dir("unknown-context");
+    std::fs::write(dir.join("config.json"), r#"{"currentContext":"nope"}"#).expect("write");
+    let said = run_child(
+        "unknown-context",
+        &[
+            ("DOCKER_CONFIG", dir.display().to_string()),
+            (NAME, "e2ekit-t-unknown-context".to_string()),
+        ],
+    );
+    println!("{said}");
+    // Nothing was created on the engine this machine does have.
+    assert_eq!(common::leftovers("e2ekit-t-unknown-context"), (0, 0));
+    std::fs::remove_dir_all(&dir).expect("removing the temp dir");
+}
+
+fn sha256_hex(text: &str) -> String {
+    // The test keeps its own copy of Docker's naming rule rather than calling e2ekit's.
+    let out = Process::new("sha256sum")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().expect("stdin").write_all(text.as_bytes())?;
+            c.wait_with_output()
+        })
+        .expect("running sha256sum");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .expect("a digest")
+        .to_string()
+}
+
+/// The child side of the scenarios above: discovery with the variables its parent set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run as a child process by the tests above, with DOCKER_* variables set"]
+async fn discovered_engine_child() -> Result<()> {
+    let mode = std::env::var(MODE).expect("run by a parent test that sets the mode");
+    let name = std::env::var(NAME).expect("the environment's name");
+    match mode.as_str() {
+        "serve" => {
+            let addr = std::env::var(EXPECT_ADDR).expect("the engine's address");
+            let env = Environment::builder()
+                .name(&name)
+                .engine(Engine::docker())
+                .build()
+                .await?;
+            let web = web(&env).await?;
+            assert_served_at(&web, &addr).await;
+            env.close().await;
+            assert_eq!(common::leftovers_on(None, &name), (0, 0));
+        }
+        "wrong-ca" => {
+            let err = tokio::time::timeout(
+                Duration::from_secs(60),
+                Environment::builder().name(&name).build(),
+            )
+            .await
+            .expect("connecting must fail, not hang")
+            .expect_err("the engine's certificate is not signed by this CA");
+            let text = err.report().to_string();
+            println!("{text}");
+            assert!(matches!(err, Error::EngineUnreachable { .. }), "{text}");
+            assert!(text.contains("(DOCKER_HOST)"), "{text}");
+            assert!(
+                text.to_lowercase().contains("certificate"),
+                "the TLS failure's reason: {text}"
+            );
+        }
+        "unknown-context" => {
+            let err = Environment::builder()
+                .name(&name)
+                .build()
+                .await
+                .expect_err("an unknown context");
+            let text = err.to_string();
+            println!("{text}");
+            assert!(matches!(err, Error::EngineUnreachable { .. }), "{text}");
+            assert!(
+                text.contains("Docker context \"nope\" does not exist"),
+                "{text}"
+            );
+        }
+        other => panic!("unknown mode {other}"),
+    }
+    Ok(())
+}
