@@ -18,9 +18,9 @@ use e2ekit_test_engines::PrivateEngine;
 use crate::common;
 
 /// The child's scenario and expectations, passed in its environment.
-const MODE: &str = "E2EKIT_TEST_ENGINES_MODE";
+pub const MODE: &str = "E2EKIT_TEST_ENGINES_MODE";
 const EXPECT_ADDR: &str = "E2EKIT_TEST_ENGINES_ADDR";
-const NAME: &str = "E2EKIT_TEST_ENGINES_ENV";
+pub const NAME: &str = "E2EKIT_TEST_ENGINES_ENV";
 
 fn start_engine(builder: e2ekit_test_engines::Builder) -> PrivateEngine {
     builder.start().unwrap_or_else(|e| {
@@ -144,14 +144,20 @@ async fn a_tcp_only_engine_serves_runnables_on_its_address_and_binds_only_that()
     Ok(())
 }
 
-/// Runs [`discovered_engine_child`] in a child process with `vars` set (and the `DOCKER_*`
-/// variables not in `vars` removed), and returns its combined output; fails the test when
-/// the child fails.
+/// Runs [`discovered_engine_child`] in a child process: see [`run_test_child`].
 fn run_child(mode: &str, vars: &[(&str, String)]) -> String {
+    run_test_child("engines::discovered_engine_child", mode, vars)
+}
+
+/// Runs the ignored test `test` of this binary in a child process with `vars` set (and the
+/// `DOCKER_*` variables not in `vars` removed), and returns its combined output; fails the
+/// test when the child fails. The child finds its scenario in `E2EKIT_TEST_ENGINES_MODE` and
+/// its environment's name in `E2EKIT_TEST_ENGINES_ENV`.
+pub fn run_test_child(test: &str, mode: &str, vars: &[(&str, String)]) -> String {
     let exe = std::env::current_exe().expect("the test binary");
     let mut cmd = Process::new(exe);
     cmd.args([
-        "engines::discovered_engine_child",
+        test,
         "--exact",
         "--ignored",
         "--nocapture",
@@ -163,6 +169,7 @@ fn run_child(mode: &str, vars: &[(&str, String)]) -> String {
         "DOCKER_CERT_PATH",
         "DOCKER_CONTEXT",
         "DOCKER_CONFIG",
+        "DOCKER_AUTH_CONFIG",
     ] {
         cmd.env_remove(name);
     }

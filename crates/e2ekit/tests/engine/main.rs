@@ -22,6 +22,7 @@ mod output;
 mod probes;
 mod profiling;
 mod reaper;
+mod registry_auth;
 mod remote;
 mod workflow;
 // The README's scenario verbatim, in the README's layout (checked by tests/readme_sync.rs).

@@ -12,6 +12,7 @@
 //! # Ok(()) }
 //! ```
 
+pub(crate) mod auth;
 mod calls;
 mod containers;
 pub(crate) mod discovery;
