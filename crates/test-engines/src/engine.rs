@@ -31,7 +31,10 @@ pub struct Builder {
 
 /// Writes `ca.pem`, `cert.pem` and `key.pem` for a node address into a directory it returns.
 #[derive(Clone)]
-struct TlsMaker(std::sync::Arc<dyn Fn(&str) -> Result<std::path::PathBuf, String> + Send + Sync>);
+struct TlsMaker(std::sync::Arc<MakeTls>);
+
+/// See [`TlsMaker`].
+type MakeTls = dyn Fn(&str) -> Result<std::path::PathBuf, String> + Send + Sync;
 
 impl std::fmt::Debug for TlsMaker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

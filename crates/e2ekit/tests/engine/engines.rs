@@ -218,26 +218,7 @@ fn a_tls_engine_is_found_through_docker_host_and_through_a_docker_context() {
     // The current context of a DOCKER_CONFIG directory, with its TLS material where Docker
     // keeps it: contexts/meta/<sha256 of the name>/meta.json and contexts/tls/<same>/docker.
     let config = dir.join("docker-config");
-    let id = sha256_hex("e2ekit-remote");
-    let meta = config.join("contexts/meta").join(&id);
-    let tls = config.join("contexts/tls").join(&id).join("docker");
-    std::fs::create_dir_all(&meta).expect("the context's meta dir");
-    std::fs::create_dir_all(&tls).expect("the context's TLS dir");
-    for name in ["ca.pem", "cert.pem", "key.pem"] {
-        std::fs::copy(certs.join(name), tls.join(name)).expect("copying TLS material");
-    }
-    std::fs::write(
-        meta.join("meta.json"),
-        format!(
-            r#"{{"Name":"e2ekit-remote","Metadata":{{}},"Endpoints":{{"docker":{{"Host":"{host}","SkipTLSVerify":false}}}}}}"#
-        ),
-    )
-    .expect("writing meta.json");
-    std::fs::write(
-        config.join("config.json"),
-        r#"{"auths":{},"currentContext":"e2ekit-remote"}"#,
-    )
-    .expect("writing config.json");
+    write_context(&config, &host, &certs);
     run_child(
         "serve",
         &[
@@ -283,6 +264,94 @@ fn an_unknown_docker_context_is_a_clear_error_and_no_engine_is_used_instead() {
     println!("{said}");
     // Nothing was created on the engine this machine does have.
     assert_eq!(common::leftovers("e2ekit-t-unknown-context"), (0, 0));
+    std::fs::remove_dir_all(&dir).expect("removing the temp dir");
+}
+
+/// A Docker config directory whose current context `e2ekit-remote` is the TLS engine at
+/// `host`, with the TLS material of `certs`.
+fn write_context(config: &Path, host: &str, certs: &Path) {
+    let id = sha256_hex("e2ekit-remote");
+    let meta = config.join("contexts/meta").join(&id);
+    let tls = config.join("contexts/tls").join(&id).join("docker");
+    std::fs::create_dir_all(&meta).expect("the context's meta dir");
+    std::fs::create_dir_all(&tls).expect("the context's TLS dir");
+    for name in ["ca.pem", "cert.pem", "key.pem"] {
+        std::fs::copy(certs.join(name), tls.join(name)).expect("copying TLS material");
+    }
+    std::fs::write(
+        meta.join("meta.json"),
+        format!(
+            r#"{{"Name":"e2ekit-remote","Metadata":{{}},"Endpoints":{{"docker":{{"Host":"{host}","SkipTLSVerify":false}}}}}}"#
+        ),
+    )
+    .expect("writing meta.json");
+    std::fs::write(
+        config.join("config.json"),
+        r#"{"auths":{},"currentContext":"e2ekit-remote"}"#,
+    )
+    .expect("writing config.json");
+}
+
+#[test]
+fn the_reaper_of_a_process_on_a_context_tls_engine_reaches_it_too() {
+    let dir = temp_dir("tls-reaper");
+    let certs = dir.join("certs");
+    let engine = tls_engine(&certs);
+    let host = engine.tcp_host().expect("a TLS engine has a tcp:// host");
+    let config = dir.join("docker-config");
+    write_context(&config, &host, &certs);
+    let name = "e2ekit-t-discovered-hold";
+    let exe = std::env::current_exe().expect("the test binary");
+    let mut child = Process::new(exe)
+        .args([
+            "engines::discovered_engine_child",
+            "--exact",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env_remove("DOCKER_HOST")
+        .env_remove("DOCKER_TLS_VERIFY")
+        .env_remove("DOCKER_CERT_PATH")
+        .env_remove("DOCKER_CONTEXT")
+        .env("DOCKER_CONFIG", &config)
+        .env(MODE, "hold")
+        .env(NAME, name)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("starting the child");
+    let stdout = child.stdout.take().expect("the child's stdout");
+    let mut seen = Vec::new();
+    for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)) {
+        let line = line.expect("a line of the child's output");
+        if line.contains("CHILD-READY") {
+            break;
+        }
+        seen.push(line);
+    }
+    // The engine's own socket: this process has no TLS settings for it.
+    let socket = engine.docker_host();
+    assert_eq!(
+        common::leftovers_on(Some(&socket), name),
+        (1, 1),
+        "the child's environment is up on the context's engine; it said: {seen:?}"
+    );
+    child.kill().expect("SIGKILL the child");
+    let _ = child.wait();
+    // Only the reaper, connecting with the context's TLS material, can remove it now.
+    let mut removed = false;
+    for _ in 0..600 {
+        if common::leftovers_on(Some(&socket), name) == (0, 0) {
+            removed = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        removed,
+        "the reaper removed the SIGKILLed child's environment"
+    );
+    engine.stop().expect("tearing the private engine down");
     std::fs::remove_dir_all(&dir).expect("removing the temp dir");
 }
 
@@ -340,6 +409,18 @@ async fn discovered_engine_child() -> Result<()> {
                 text.to_lowercase().contains("certificate"),
                 "the TLS failure's reason: {text}"
             );
+        }
+        "hold" => {
+            let env = Environment::builder().name(&name).build().await?;
+            let image = common::busybox(&env).await?;
+            let app = env
+                .runnable("victim")
+                .init(StartOptions::new(image).command(Command::new("sleep").arg("3600")))?;
+            app.start().await?;
+            println!("CHILD-READY");
+            // Until the parent's SIGKILL.
+            tokio::time::sleep(Duration::from_secs(600)).await;
+            panic!("the parent never killed this child");
         }
         "unknown-context" => {
             let err = Environment::builder()
