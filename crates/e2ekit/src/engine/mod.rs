@@ -58,7 +58,7 @@ pub struct Engine {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 enum EngineKind {
-    /// `None`: `DOCKER_HOST`, else the local socket.
+    /// Found by discovery: `DOCKER_HOST`, the current Docker context, the usual sockets.
     #[default]
     DockerDefault,
     Docker(String),
@@ -92,8 +92,9 @@ impl Engine {
         host.map_or_else(Self::docker, Self::docker_host)
     }
 
-    /// The endpoint this engine is reached at (`DOCKER_HOST` or the local socket when not
-    /// given), as a child process must be told to reach the same engine.
+    /// The endpoint this engine is reached at (when not given: the one discovery connected
+    /// to in this process, else the first it would try), as a child process must be told to
+    /// reach the same engine; [`child_env`](Self::child_env) adds its TLS settings.
     pub(crate) fn endpoint(&self) -> String {
         match &self.kind {
             EngineKind::DockerDefault => docker::engine_endpoint(),

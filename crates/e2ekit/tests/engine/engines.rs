@@ -5,7 +5,8 @@
 //!
 //! Discovery reads the process environment, which the other tests of this binary share, so
 //! the scenarios that set `DOCKER_*` variables run in a child process: this binary again,
-//! running only [`discovered_engine_child`] with the variables set.
+//! running only the same test with the variables set, which then plays the child's part
+//! ([`discovered_engine_child`]), as the reaper tests do.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -18,7 +19,7 @@ use e2ekit_test_engines::PrivateEngine;
 use crate::common;
 
 /// The child's scenario and expectations, passed in its environment.
-pub const MODE: &str = "E2EKIT_TEST_ENGINES_MODE";
+const MODE: &str = "E2EKIT_TEST_ENGINES_MODE";
 const EXPECT_ADDR: &str = "E2EKIT_TEST_ENGINES_ADDR";
 pub const NAME: &str = "E2EKIT_TEST_ENGINES_ENV";
 
@@ -144,25 +145,33 @@ async fn a_tcp_only_engine_serves_runnables_on_its_address_and_binds_only_that()
     Ok(())
 }
 
-/// Runs [`discovered_engine_child`] in a child process: see [`run_test_child`].
-fn run_child(mode: &str, vars: &[(&str, String)]) -> String {
-    run_test_child("engines::discovered_engine_child", mode, vars)
+/// The scenario this process plays when it is a child of one of these tests.
+pub fn child_mode() -> Option<String> {
+    std::env::var(MODE).ok()
 }
 
-/// Runs the ignored test `test` of this binary in a child process with `vars` set (and the
-/// `DOCKER_*` variables not in `vars` removed), and returns its combined output; fails the
-/// test when the child fails. The child finds its scenario in `E2EKIT_TEST_ENGINES_MODE` and
-/// its environment's name in `E2EKIT_TEST_ENGINES_ENV`.
+/// Plays a child's part on a runtime of its own; a failure fails the child (and so its
+/// parent).
+pub fn in_child(scenario: impl std::future::Future<Output = Result<()>>) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime for the child scenario");
+    if let Err(e) = runtime.block_on(scenario) {
+        panic!("the child scenario failed: {}", e.report());
+    }
+}
+
+/// Runs test `test` of this binary (the caller itself) in a child process with `vars` set
+/// (and the `DOCKER_*` variables not in `vars` removed), and returns its combined output;
+/// fails the test when the child fails. The child finds its scenario in
+/// `E2EKIT_TEST_ENGINES_MODE` ([`child_mode`]) and its environment's name in
+/// `E2EKIT_TEST_ENGINES_ENV`.
 pub fn run_test_child(test: &str, mode: &str, vars: &[(&str, String)]) -> String {
     let exe = std::env::current_exe().expect("the test binary");
     let mut cmd = Process::new(exe);
-    cmd.args([
-        test,
-        "--exact",
-        "--ignored",
-        "--nocapture",
-        "--test-threads=1",
-    ]);
+    cmd.args([test, "--exact", "--nocapture", "--test-threads=1"]);
     for name in [
         "DOCKER_HOST",
         "DOCKER_TLS_VERIFY",
@@ -195,8 +204,14 @@ pub fn run_test_child(test: &str, mode: &str, vars: &[(&str, String)]) -> String
     text
 }
 
+const TLS_TEST: &str =
+    "engines::a_tls_engine_is_found_through_docker_host_and_through_a_docker_context";
+
 #[test]
 fn a_tls_engine_is_found_through_docker_host_and_through_a_docker_context() {
+    if let Some(mode) = child_mode() {
+        return in_child(discovered_engine_child(mode));
+    }
     let dir = temp_dir("tls-engine");
     let certs = dir.join("certs");
     let engine = tls_engine(&certs);
@@ -205,7 +220,8 @@ fn a_tls_engine_is_found_through_docker_host_and_through_a_docker_context() {
     let addr = engine.node_addr();
 
     // DOCKER_HOST + DOCKER_TLS_VERIFY + DOCKER_CERT_PATH.
-    run_child(
+    run_test_child(
+        TLS_TEST,
         "serve",
         &[
             ("DOCKER_HOST", host.clone()),
@@ -219,7 +235,8 @@ fn a_tls_engine_is_found_through_docker_host_and_through_a_docker_context() {
     // keeps it: contexts/meta/<sha256 of the name>/meta.json and contexts/tls/<same>/docker.
     let config = dir.join("docker-config");
     write_context(&config, &host, &certs);
-    run_child(
+    run_test_child(
+        TLS_TEST,
         "serve",
         &[
             ("DOCKER_CONFIG", config.display().to_string()),
@@ -235,7 +252,8 @@ fn a_tls_engine_is_found_through_docker_host_and_through_a_docker_context() {
     std::fs::write(other.join("ca.pem"), &stranger.ca_pem).expect("write");
     std::fs::write(other.join("cert.pem"), &stranger.cert_pem).expect("write");
     std::fs::write(other.join("key.pem"), &stranger.key_pem).expect("write");
-    let said = run_child(
+    let said = run_test_child(
+        TLS_TEST,
         "wrong-ca",
         &[
             ("DOCKER_HOST", host.clone()),
@@ -252,9 +270,13 @@ fn a_tls_engine_is_found_through_docker_host_and_through_a_docker_context() {
 
 #[test]
 fn an_unknown_docker_context_is_a_clear_error_and_no_engine_is_used_instead() {
+    if let Some(mode) = child_mode() {
+        return in_child(discovered_engine_child(mode));
+    }
     let dir = temp_dir("unknown-context");
     std::fs::write(dir.join("config.json"), r#"{"currentContext":"nope"}"#).expect("write");
-    let said = run_child(
+    let said = run_test_child(
+        "engines::an_unknown_docker_context_is_a_clear_error_and_no_engine_is_used_instead",
         "unknown-context",
         &[
             ("DOCKER_CONFIG", dir.display().to_string()),
@@ -294,6 +316,9 @@ fn write_context(config: &Path, host: &str, certs: &Path) {
 
 #[test]
 fn the_reaper_of_a_process_on_a_context_tls_engine_reaches_it_too() {
+    if let Some(mode) = child_mode() {
+        return in_child(discovered_engine_child(mode));
+    }
     let dir = temp_dir("tls-reaper");
     let certs = dir.join("certs");
     let engine = tls_engine(&certs);
@@ -304,9 +329,8 @@ fn the_reaper_of_a_process_on_a_context_tls_engine_reaches_it_too() {
     let exe = std::env::current_exe().expect("the test binary");
     let mut child = Process::new(exe)
         .args([
-            "engines::discovered_engine_child",
+            "engines::the_reaper_of_a_process_on_a_context_tls_engine_reaches_it_too",
             "--exact",
-            "--ignored",
             "--nocapture",
             "--test-threads=1",
         ])
@@ -375,10 +399,7 @@ fn sha256_hex(text: &str) -> String {
 }
 
 /// The child side of the scenarios above: discovery with the variables its parent set.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "run as a child process by the tests above, with DOCKER_* variables set"]
-async fn discovered_engine_child() -> Result<()> {
-    let mode = std::env::var(MODE).expect("run by a parent test that sets the mode");
+async fn discovered_engine_child(mode: String) -> Result<()> {
     let name = std::env::var(NAME).expect("the environment's name");
     match mode.as_str() {
         "serve" => {

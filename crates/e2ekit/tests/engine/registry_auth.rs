@@ -12,7 +12,7 @@ use std::process::Command as Process;
 
 use e2ekit::prelude::*;
 
-use crate::engines::{run_test_child, MODE, NAME};
+use crate::engines::{child_mode, in_child, run_test_child, NAME};
 
 const USER: &str = "e2e";
 const PASSWORD: &str = "s3cret-pw";
@@ -21,7 +21,8 @@ const HTPASSWD: &str = "E2EKIT_TEST_HTPASSWD";
 const CONFIG_DIR: &str = "E2EKIT_TEST_CONFIG_DIR";
 const ASKED: &str = "E2EKIT_TEST_HELPER_LOG";
 const REFERENCE: &str = "E2EKIT_TEST_REFERENCE";
-const CHILD: &str = "registry_auth::registry_auth_child";
+/// The test below, which a child process runs again to play its part.
+const CHILD: &str = "registry_auth::a_registry_with_htpasswd_auth_takes_credentials_from_config_helpers_and_the_variable";
 
 /// A bcrypt htpasswd line for `user`, from apache2-utils' `htpasswd`.
 fn htpasswd_line(user: &str, password: &str) -> String {
@@ -56,6 +57,9 @@ fn basic_auth(user: &str, password: &str) -> String {
 
 #[test]
 fn a_registry_with_htpasswd_auth_takes_credentials_from_config_helpers_and_the_variable() {
+    if let Some(mode) = child_mode() {
+        return in_child(registry_auth_child(mode));
+    }
     let dir = std::env::temp_dir().join(format!("e2ekit-t-registry-auth-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let config = dir.join("docker-config");
@@ -151,10 +155,7 @@ async fn start_from(env: &Environment, name: &str, reference: &str) -> Result<Ru
 }
 
 /// The child (and grandchild) side of the test above.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "run as a child process by the registry test above, with DOCKER_CONFIG and PATH set"]
-async fn registry_auth_child() -> Result<()> {
-    let mode = std::env::var(MODE).expect("run by a parent test that sets the mode");
+async fn registry_auth_child(mode: String) -> Result<()> {
     let name = std::env::var(NAME).expect("the environment's name");
     let env = Environment::builder().name(&name).build().await?;
     if mode == "pull" {
