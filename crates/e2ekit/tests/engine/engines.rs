@@ -172,6 +172,23 @@ pub fn run_test_child(test: &str, mode: &str, vars: &[(&str, String)]) -> String
     let exe = std::env::current_exe().expect("the test binary");
     let mut cmd = Process::new(exe);
     cmd.args([test, "--exact", "--nocapture", "--test-threads=1"]);
+    run_child_command(cmd, test, mode, vars)
+}
+
+/// [`run_test_child`] in a private mount namespace where `/var/run/docker.sock` is
+/// `/dev/null` (so it refuses connections) and nothing else changed: the machine's own
+/// engine is then out of discovery's reach for the child only.
+fn run_test_child_without_system_socket(test: &str, mode: &str, vars: &[(&str, String)]) -> String {
+    let exe = std::env::current_exe().expect("the test binary");
+    let mut cmd = Process::new("unshare");
+    cmd.args(["--mount", "--", "sh", "-c"])
+        .arg("mount --bind /dev/null /var/run/docker.sock && exec \"$0\" \"$@\"")
+        .arg(exe)
+        .args([test, "--exact", "--nocapture", "--test-threads=1"]);
+    run_child_command(cmd, test, mode, vars)
+}
+
+fn run_child_command(mut cmd: Process, test: &str, mode: &str, vars: &[(&str, String)]) -> String {
     for name in [
         "DOCKER_HOST",
         "DOCKER_TLS_VERIFY",
@@ -195,11 +212,11 @@ pub fn run_test_child(test: &str, mode: &str, vars: &[(&str, String)]) -> String
     );
     assert!(
         out.status.success(),
-        "the child scenario {mode} failed:\n{text}"
+        "the child scenario {test} {mode} failed:\n{text}"
     );
     assert!(
         text.contains("1 passed"),
-        "the child scenario {mode} did not run:\n{text}"
+        "the child scenario {test} {mode} did not run:\n{text}"
     );
     text
 }
@@ -286,6 +303,46 @@ fn an_unknown_docker_context_is_a_clear_error_and_no_engine_is_used_instead() {
     println!("{said}");
     // Nothing was created on the engine this machine does have.
     assert_eq!(common::leftovers("e2ekit-t-unknown-context"), (0, 0));
+    std::fs::remove_dir_all(&dir).expect("removing the temp dir");
+}
+
+const SOCKETS_TEST: &str =
+    "engines::without_settings_the_first_usual_socket_that_answers_is_used_and_the_error_lists_them";
+/// The socket of the private engine a child must find.
+const EXPECT_SOCKET: &str = "E2EKIT_TEST_ENGINES_SOCKET";
+
+#[test]
+fn without_settings_the_first_usual_socket_that_answers_is_used_and_the_error_lists_them() {
+    if let Some(mode) = child_mode() {
+        return in_child(discovered_engine_child(mode));
+    }
+    let dir = temp_dir("sockets");
+    let home = dir.join("home");
+    let runtime = dir.join("run");
+    std::fs::create_dir_all(&home).expect("a home");
+    std::fs::create_dir_all(&runtime).expect("a runtime dir");
+    let vars = |runtime: &Path| {
+        vec![
+            ("HOME", home.display().to_string()),
+            ("XDG_RUNTIME_DIR", runtime.display().to_string()),
+        ]
+    };
+
+    // Nothing answers: the system socket refuses, the others are missing; the error lists
+    // each one with its reason.
+    let said = run_test_child_without_system_socket(SOCKETS_TEST, "none-answers", &vars(&runtime));
+    println!("{said}");
+
+    // Rootless Docker's socket (here: a private engine's, linked where rootless dockerd puts
+    // it) is used when the system socket does not answer.
+    let engine = start_engine(PrivateEngine::builder());
+    std::os::unix::fs::symlink(engine.socket_path(), runtime.join("docker.sock"))
+        .expect("linking the rootless socket");
+    let mut with_engine = vars(&runtime);
+    with_engine.push((EXPECT_SOCKET, engine.docker_host()));
+    run_test_child_without_system_socket(SOCKETS_TEST, "rootless", &with_engine);
+
+    engine.stop().expect("tearing the private engine down");
     std::fs::remove_dir_all(&dir).expect("removing the temp dir");
 }
 
@@ -442,6 +499,53 @@ async fn discovered_engine_child(mode: String) -> Result<()> {
             // Until the parent's SIGKILL.
             tokio::time::sleep(Duration::from_secs(600)).await;
             panic!("the parent never killed this child");
+        }
+        "none-answers" => {
+            let err = Environment::builder()
+                .name(&name)
+                .build()
+                .await
+                .expect_err("no engine answers");
+            let text = err.to_string();
+            println!("{text}");
+            assert!(matches!(err, Error::EngineUnreachable { .. }), "{text}");
+            let home = std::env::var("HOME").expect("HOME");
+            let run = std::env::var("XDG_RUNTIME_DIR").expect("XDG_RUNTIME_DIR");
+            for expected in [
+                "any of the 8 places tried".to_string(),
+                "the system Docker socket at unix:///var/run/docker.sock: ".to_string(),
+                format!("rootless Docker at unix://{run}/docker.sock: no socket there"),
+                format!("Docker Desktop at unix://{home}/.docker/run/docker.sock: no socket there"),
+                format!("Colima at unix://{home}/.colima/default/docker.sock: no socket there"),
+                format!("rootless Podman at unix://{run}/podman/podman.sock: no socket there"),
+                "Podman at unix:///run/podman/podman.sock: no socket there".to_string(),
+            ] {
+                assert!(text.contains(&expected), "{expected:?} in {text}");
+            }
+            assert!(
+                !text.contains(
+                    "the system Docker socket at unix:///var/run/docker.sock: no socket there"
+                ),
+                "the system socket exists but refuses: its own reason: {text}"
+            );
+        }
+        "rootless" => {
+            let socket = std::env::var(EXPECT_SOCKET).expect("the private engine's socket");
+            let env = Environment::builder().name(&name).build().await?;
+            let image = common::busybox(&env).await?;
+            let app = env.runnable("app").init(
+                StartOptions::new(image)
+                    .command(Command::new("sh").args(["-c", "echo up; exec sleep 600"]))
+                    .readiness(LogProbe::contains("up")),
+            )?;
+            start_and_wait_ready(&[&app]).await?;
+            assert_eq!(
+                common::leftovers_on(Some(&socket), &name),
+                (1, 1),
+                "the environment is on the engine behind the rootless socket"
+            );
+            env.close().await;
+            assert_eq!(common::leftovers_on(Some(&socket), &name), (0, 0));
         }
         "unknown-context" => {
             let err = Environment::builder()
