@@ -182,14 +182,21 @@ impl DockerBackend {
             })?;
         let key: Vec<discovery::Target> = candidates.iter().map(|c| c.target.clone()).collect();
         let known = crate::host::fs::lock(winners()).get(&key).cloned();
+        // The one that failed just now, with its reason: not asked twice.
+        let mut known_failure = None;
         if let Some(target) = known {
-            if let Ok(found) = Self::connect_to(target).await {
-                return Ok(found);
+            match Self::connect_to(target.clone()).await {
+                Ok(found) => return Ok(found),
+                Err(e) => known_failure = Some((target, unreachable_reason(e))),
             }
         }
         let mut failures = Vec::new();
         for candidate in &candidates {
             let target = &candidate.target;
+            if let Some((_, reason)) = known_failure.as_ref().filter(|(t, _)| t == target) {
+                failures.push((candidate, reason.clone()));
+                continue;
+            }
             if let Some(socket) = target.socket() {
                 // Most of the usual sockets do not exist on a given machine; say so plainly
                 // instead of with a connection error.
@@ -203,13 +210,7 @@ impl DockerBackend {
                     crate::host::fs::lock(winners()).insert(key, target.clone());
                     return Ok(found);
                 }
-                Err(e) => failures.push((
-                    candidate,
-                    match e {
-                        Error::EngineUnreachable { reason, .. } => reason,
-                        other => other.to_string(),
-                    },
-                )),
+                Err(e) => failures.push((candidate, unreachable_reason(e))),
             }
         }
         if let [(only, reason)] = failures.as_slice() {
@@ -305,6 +306,14 @@ impl DockerBackend {
             target,
             bind_any: Arc::default(),
         })
+    }
+}
+
+/// Why connecting failed, without the endpoint (the list of candidates names it).
+fn unreachable_reason(e: Error) -> String {
+    match e {
+        Error::EngineUnreachable { reason, .. } => reason,
+        other => other.to_string(),
     }
 }
 
