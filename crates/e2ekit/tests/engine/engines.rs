@@ -417,23 +417,82 @@ fn the_reaper_of_a_process_on_a_context_tls_engine_reaches_it_too() {
         (1, 1),
         "the child's environment is up on the context's engine; it said: {seen:?}"
     );
+    let reapers = reapers_of(child.id());
+    assert_eq!(
+        reapers.len(),
+        1,
+        "one reaper watches the child: {reapers:?}"
+    );
     child.kill().expect("SIGKILL the child");
     let _ = child.wait();
     // Only the reaper, connecting with the context's TLS material, can remove it now.
-    let mut removed = false;
+    assert!(
+        poll(|| common::leftovers_on(Some(&socket), name) == (0, 0)),
+        "the reaper removed the SIGKILLed child's environment"
+    );
+    // It finishes cleanly (which it cannot without reaching the engine): it exits, and a
+    // clean reaper removes its log.
+    assert!(
+        poll(|| !is_running(reapers[0])),
+        "the reaper exits once done"
+    );
+    let base = std::env::var_os("E2E_TEMP_DIR").map_or_else(std::env::temp_dir, PathBuf::from);
+    let logs: Vec<String> = std::fs::read_dir(base.join(format!(
+        "e2ekit-{}/.reapers",
+        // SAFETY: getuid has no preconditions.
+        unsafe { libc::getuid() }
+    )))
+    .map(|d| {
+        d.flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(&format!("_{}_", child.id())))
+            .collect()
+    })
+    .unwrap_or_default();
+    assert!(logs.is_empty(), "the reaper failed; its logs: {logs:?}");
+    engine.stop().expect("tearing the private engine down");
+    std::fs::remove_dir_all(&dir).expect("removing the temp dir");
+}
+
+/// The reapers watching process `pid` (their environment names it as the owner).
+fn reapers_of(pid: u32) -> Vec<u32> {
+    let owner = format!(":{pid}:");
+    std::fs::read_dir("/proc")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+                .filter(|p| {
+                    std::fs::read(format!("/proc/{p}/environ")).is_ok_and(|env| {
+                        env.split(|b| *b == 0).any(|var| {
+                            String::from_utf8_lossy(var)
+                                .strip_prefix("E2EKIT_REAPER=")
+                                .is_some_and(|o| o.contains(&owner))
+                        })
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Whether `pid` runs (and is not a zombie).
+fn is_running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+        s.rsplit(')')
+            .next()
+            .is_some_and(|r| !r.trim_start().starts_with('Z'))
+    })
+}
+
+/// Polls `done` every 100 ms for up to a minute (a hang guard, not a timing check).
+fn poll(mut done: impl FnMut() -> bool) -> bool {
     for _ in 0..600 {
-        if common::leftovers_on(Some(&socket), name) == (0, 0) {
-            removed = true;
-            break;
+        if done() {
+            return true;
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(
-        removed,
-        "the reaper removed the SIGKILLed child's environment"
-    );
-    engine.stop().expect("tearing the private engine down");
-    std::fs::remove_dir_all(&dir).expect("removing the temp dir");
+    false
 }
 
 fn sha256_hex(text: &str) -> String {
