@@ -196,25 +196,35 @@ fn docker_host(s: &dyn Snapshot) -> Result<Option<Candidate>, String> {
 
 /// The current context's name: `DOCKER_CONTEXT`, else `currentContext` in config.json;
 /// `None` for the built-in `default` context (which means "no context").
-fn current_context(s: &dyn Snapshot, config: &Path) -> Result<Option<String>, String> {
+///
+/// A config.json that cannot be read or parsed selects no context (with a warning), as the
+/// Docker CLI does: a process running as another user than the home directory's owner (a
+/// test dropping privileges) must still find the engine.
+fn current_context(s: &dyn Snapshot, config: &Path) -> Option<String> {
     let name = match s.var("DOCKER_CONTEXT").filter(|c| !c.trim().is_empty()) {
         Some(c) => Some(c),
         None => {
             let path = config.join("config.json");
             match s.read(&path) {
-                Ok(text) => {
-                    let json: serde_json::Value = serde_json::from_str(&text)
-                        .map_err(|e| format!("{} is not valid JSON: {e}", path.display()))?;
-                    json.get("currentContext")
+                Ok(text) => match serde_json::from_str::<serde_json::Value>(&text) {
+                    Ok(json) => json
+                        .get("currentContext")
                         .and_then(|c| c.as_str())
-                        .map(str::to_string)
-                }
+                        .map(str::to_string),
+                    Err(e) => {
+                        tracing::warn!(path = %path.display(), error = %e, "the Docker config is not valid JSON; using no Docker context");
+                        None
+                    }
+                },
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-                Err(e) => return Err(format!("reading {}: {e}", path.display())),
+                Err(e) => {
+                    tracing::warn!(path = %path.display(), error = %e, "cannot read the Docker config; using no Docker context");
+                    None
+                }
             }
         }
     };
-    Ok(name.filter(|n| !n.is_empty() && n != "default"))
+    name.filter(|n| !n.is_empty() && n != "default")
 }
 
 /// Docker stores a context under the SHA-256 of its name, in hex.
@@ -232,7 +242,7 @@ fn context(s: &dyn Snapshot) -> Result<Option<Candidate>, String> {
     let Some(config) = config_dir(s) else {
         return Ok(None);
     };
-    let Some(name) = current_context(s, &config)? else {
+    let Some(name) = current_context(s, &config) else {
         return Ok(None);
     };
     let id = context_dir_name(&name);
@@ -608,9 +618,29 @@ mod tests {
             r#"{"Endpoints":{"docker":{"Host":"tcp://h:2376","SkipTLSVerify":true}}}"#,
         );
         assert!(candidates(&s).unwrap_err().contains("SkipTLSVerify"));
+    }
+
+    #[test]
+    fn an_unreadable_or_broken_config_json_selects_no_context() {
+        // As the Docker CLI: a warning, then the defaults.
         let s = Fake::new().file("/home/u/.docker/config.json", "{oops");
-        let e = candidates(&s).unwrap_err();
-        assert!(e.contains("/home/u/.docker/config.json"), "{e}");
+        assert_eq!(endpoints(&s)[0], "unix:///var/run/docker.sock");
+        struct Unreadable;
+        impl Snapshot for Unreadable {
+            fn var(&self, _: &str) -> Option<String> {
+                None
+            }
+            fn home(&self) -> Option<PathBuf> {
+                Some("/root".into())
+            }
+            fn read(&self, _: &Path) -> std::io::Result<String> {
+                Err(std::io::ErrorKind::PermissionDenied.into())
+            }
+            fn exists(&self, _: &Path) -> bool {
+                false
+            }
+        }
+        assert_eq!(endpoints(&Unreadable)[0], "unix:///var/run/docker.sock");
     }
 
     #[test]
