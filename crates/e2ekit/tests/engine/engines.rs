@@ -1,7 +1,8 @@
-//! Engines people actually have: a private dockerd listening only on TCP (no unix socket the
-//! test could use by accident), one speaking TLS found through `DOCKER_HOST` +
-//! `DOCKER_TLS_VERIFY` + `DOCKER_CERT_PATH` and through a Docker context, and discovery's
-//! errors. Runnables started there must be reachable on the engine's own address.
+//! Engines people actually have: a private dockerd reached only over TCP, one speaking TLS
+//! found through `DOCKER_HOST` + `DOCKER_TLS_VERIFY` + `DOCKER_CERT_PATH` and through a
+//! Docker context (also by the reaper), the usual sockets in order, and discovery's errors.
+//! Runnables started there are reachable on the engine's own address, and published ports
+//! listen only there (or on all the engine host's addresses when it cannot bind that one).
 //!
 //! Discovery reads the process environment, which the other tests of this binary share, so
 //! the scenarios that set `DOCKER_*` variables run in a child process: this binary again,
@@ -141,6 +142,85 @@ async fn a_tcp_only_engine_serves_runnables_on_its_address_and_binds_only_that()
         common::leftovers_on(Some(&host), "e2ekit-t-tcp-engine"),
         (0, 0)
     );
+    tokio::task::block_in_place(|| engine.stop()).expect("tearing the private engine down");
+    Ok(())
+}
+
+/// This machine's address on its default route (no packet is sent: connecting a UDP socket
+/// only picks the route).
+fn own_address() -> std::net::IpAddr {
+    let probe = std::net::UdpSocket::bind("0.0.0.0:0").expect("a UDP socket");
+    probe
+        .connect("192.0.2.254:9")
+        .expect("a route off this machine: this test needs a non-loopback address");
+    let ip = probe.local_addr().expect("the chosen source address").ip();
+    assert!(
+        !ip.is_loopback(),
+        "this test needs a non-loopback address, found {ip}"
+    );
+    ip
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_engine_that_cannot_bind_the_address_it_is_reached_at_publishes_on_all_its_own(
+) -> Result<()> {
+    // The private engine reached through a forwarder on this machine's address, which its
+    // host (its network namespace) does not own, as behind NAT or a forwarded port.
+    let engine = tokio::task::block_in_place(|| start_engine(PrivateEngine::builder()));
+    let ip = own_address();
+    let listener = tokio::net::TcpListener::bind((ip, 0))
+        .await
+        .expect("a TCP listener");
+    let addr = listener.local_addr().expect("its address");
+    let socket = engine.socket_path().to_path_buf();
+    let forwarder = tokio::spawn(async move {
+        while let Ok((mut client, _)) = listener.accept().await {
+            let socket = socket.clone();
+            tokio::spawn(async move {
+                if let Ok(mut api) = tokio::net::UnixStream::connect(&socket).await {
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut api).await;
+                }
+            });
+        }
+    });
+    let env = Environment::builder()
+        .name("e2ekit-t-unbindable")
+        .engine(Engine::docker_host(format!("tcp://{addr}")))
+        .build()
+        .await?;
+    let image = common::busybox(&env).await?;
+    let web =
+        env.runnable("web")
+            .with_ports([("http", 8080)])
+            .init(StartOptions::new(image).command(Command::new("sh").args([
+                "-c",
+                "mkdir -p /www && echo hi > /www/index.html && exec httpd -f -p 8080 -h /www",
+            ])))?;
+    // Binding `ip` fails on the engine's host; the start must still succeed.
+    web.start().await?;
+    assert!(web.is_running(), "the runnable started");
+    let endpoint: SocketAddr = web.endpoint("http")?.parse().expect("host:port");
+    assert_eq!(
+        endpoint.ip(),
+        ip,
+        "endpoints still name the host it is reached at"
+    );
+    let node: std::net::IpAddr = engine.node_addr().parse().expect("an IP");
+    tokio::task::block_in_place(|| {
+        for at in [node, std::net::IpAddr::from([127, 0, 0, 1])] {
+            let (ok, said) = connects_inside(&engine, SocketAddr::new(at, endpoint.port()));
+            assert!(
+                ok,
+                "published on every address of the engine's host, {at} too: {said}"
+            );
+        }
+    });
+    env.close().await;
+    assert_eq!(
+        common::leftovers_on(Some(&engine.docker_host()), "e2ekit-t-unbindable"),
+        (0, 0)
+    );
+    forwarder.abort();
     tokio::task::block_in_place(|| engine.stop()).expect("tearing the private engine down");
     Ok(())
 }
