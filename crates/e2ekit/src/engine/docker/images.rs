@@ -261,12 +261,15 @@ fn explain_registry_failure(
 ) -> String {
     let registry = auth::registry_of(image);
     let lower = message.to_ascii_lowercase();
+    // Docker's and the registries' words for a refusal (not bare codes: "401" is in many a
+    // port number).
     let refused = [
         "unauthorized",
         "authentication required",
-        "no basic auth",
-        "denied",
-        "401",
+        "no basic auth credentials",
+        "access to the resource is denied",
+        "pull access denied",
+        "incorrect username or password",
     ]
     .iter()
     .any(|w| lower.contains(w));
@@ -377,7 +380,52 @@ fn go_arch() -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use super::docker_archive;
+    use super::{auth, docker_archive, explain_registry_failure};
+
+    #[test]
+    fn a_registry_refusal_names_the_registry_and_what_was_sent() {
+        let creds = auth::Credentials {
+            username: Some("ci".into()),
+            password: Some("secret".into()),
+            identity_token: None,
+            server: "r.example:5000".into(),
+            source: "/h/.docker/config.json".into(),
+        };
+        let said = "Docker responded with status code 500: unauthorized: authentication required";
+        let text =
+            explain_registry_failure("r.example:5000/a/b:1", said.into(), Some(&creds), None);
+        assert!(
+            text.starts_with("registry r.example:5000 refused access"),
+            "{text}"
+        );
+        assert!(
+            text.contains("user \"ci\" from /h/.docker/config.json"),
+            "{text}"
+        );
+        assert!(text.ends_with(said), "{text}");
+        assert!(!text.contains("secret"), "{text}");
+        let text = explain_registry_failure("busybox", "pull access denied".into(), None, None);
+        assert!(
+            text.contains("registry docker.io refused access: no credentials are configured"),
+            "{text}"
+        );
+        let text = explain_registry_failure(
+            "r.example/x",
+            "unauthorized".into(),
+            None,
+            Some("docker-credential-x failed"),
+        );
+        assert!(
+            text.contains("no credentials could be had (docker-credential-x failed)"),
+            "{text}"
+        );
+        // Other failures pass through untouched, port numbers with 401 in them too.
+        let other = "Get http://127.0.0.1:40113/v2/: connection refused";
+        assert_eq!(
+            explain_registry_failure("127.0.0.1:40113/x", other.into(), None, None),
+            other
+        );
+    }
     use crate::spec::ImageConfig;
 
     #[test]
