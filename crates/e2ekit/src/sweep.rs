@@ -36,8 +36,8 @@ async fn connect(docker_host: Option<&str>) -> Result<Arc<dyn Backend>> {
     Engine::docker_at(docker_host).connect().await
 }
 
-/// Every e2ekit environment on the engine (`docker_host`: default `DOCKER_HOST` or the local
-/// socket).
+/// Every e2ekit environment on the engine (`docker_host`: default as
+/// [`Engine::docker`](crate::Engine::docker) finds it).
 pub async fn list_environments(docker_host: Option<&str>) -> Result<Vec<EnvironmentInfo>> {
     list_with(connect(docker_host).await?.as_ref()).await
 }

@@ -78,16 +78,19 @@ impl Cluster {
             what: "a swarm needs at least one engine".into(),
         })?;
         let manager = first.node_addr();
-        docker(
-            first,
-            &["swarm", "init", "--advertise-addr", &manager],
-        )?;
+        docker(first, &["swarm", "init", "--advertise-addr", &manager])?;
         let token = docker(first, &["swarm", "join-token", "-q", "worker"])?;
         let token = token.trim().to_string();
         for worker in &self.engines[1..] {
             docker(
                 worker,
-                &["swarm", "join", "--token", &token, &format!("{manager}:2377")],
+                &[
+                    "swarm",
+                    "join",
+                    "--token",
+                    &token,
+                    &format!("{manager}:2377"),
+                ],
             )?;
         }
         Ok(())

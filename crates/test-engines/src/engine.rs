@@ -25,6 +25,21 @@ pub struct Builder {
     live_restore: bool,
     default_route: bool,
     start_timeout: Duration,
+    /// Makes the TLS listener's material for the node's address.
+    tls: Option<TlsMaker>,
+}
+
+/// Writes `ca.pem`, `cert.pem` and `key.pem` for a node address into a directory it returns.
+#[derive(Clone)]
+struct TlsMaker(std::sync::Arc<MakeTls>);
+
+/// See [`TlsMaker`].
+type MakeTls = dyn Fn(&str) -> Result<std::path::PathBuf, String> + Send + Sync;
+
+impl std::fmt::Debug for TlsMaker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TlsMaker")
+    }
 }
 
 impl Default for Builder {
@@ -34,6 +49,7 @@ impl Default for Builder {
             live_restore: false,
             default_route: true,
             start_timeout: Duration::from_secs(60),
+            tls: None,
         }
     }
 }
@@ -70,6 +86,21 @@ impl Builder {
         self
     }
 
+    /// Listen on `tcp://10.250.N.2:2376` with TLS instead of plain TCP (implies
+    /// [`tcp`](Self::tcp)). The node's address is known only once the start has picked N, so
+    /// `make` is called with it (`"10.250.N.2"`) and returns a directory holding `ca.pem`,
+    /// `cert.pem` and `key.pem` (the server certificate must name that address). dockerd runs
+    /// with `--tlsverify` and accepts only clients presenting a certificate `ca.pem` signed.
+    /// Default: no TLS.
+    pub fn tls(
+        mut self,
+        make: impl Fn(&str) -> Result<std::path::PathBuf, String> + Send + Sync + 'static,
+    ) -> Self {
+        self.tcp = true;
+        self.tls = Some(TlsMaker(std::sync::Arc::new(make)));
+        self
+    }
+
     /// Starts the engine: see [`PrivateEngine::start`].
     pub fn start(self) -> Result<PrivateEngine, Error> {
         let tools = sys::tools()?;
@@ -94,6 +125,7 @@ impl Builder {
         }
         let mut engine = PrivateEngine {
             paths: Paths::new(index),
+            tls_dir: None,
             lock: Some(lock),
             child: None,
             pid: 0,
@@ -135,6 +167,8 @@ pub struct PrivateEngine {
     pid: u32,
     frozen: bool,
     opts: Builder,
+    /// The TLS listener's material (see [`Builder::tls`]), made once at the start.
+    tls_dir: Option<std::path::PathBuf>,
 }
 
 impl PrivateEngine {
@@ -213,6 +247,14 @@ impl PrivateEngine {
         fs::write(&p.config, text)
             .map_err(|e| Error::io(node, format!("write {}", p.config.display()), e))?;
 
+        if let Some(make) = &self.opts.tls {
+            let dir = (make.0)(&p.node_addr()).map_err(|e| Error::State {
+                node: node.to_string(),
+                what: format!("making the TLS listener's certificates: {e}"),
+            })?;
+            self.tls_dir = Some(dir);
+        }
+
         self.spawn(tools)?;
         self.wait_ready()
     }
@@ -251,7 +293,27 @@ impl PrivateEngine {
             "--cgroup-parent".as_ref(),
             cgroup_parent.as_ref(),
         ];
-        if self.opts.tcp {
+        let tls_files = self.tls_dir.as_ref().map(|dir| {
+            (
+                dir.join("ca.pem").into_os_string(),
+                dir.join("cert.pem").into_os_string(),
+                dir.join("key.pem").into_os_string(),
+            )
+        });
+        let tls_tcp = format!("tcp://{}:2376", p.node_addr());
+        if let Some((ca, cert, key)) = &tls_files {
+            args.extend::<[&std::ffi::OsStr; 9]>([
+                "-H".as_ref(),
+                tls_tcp.as_ref(),
+                "--tlsverify".as_ref(),
+                "--tlscacert".as_ref(),
+                ca.as_ref(),
+                "--tlscert".as_ref(),
+                cert.as_ref(),
+                "--tlskey".as_ref(),
+                key.as_ref(),
+            ]);
+        } else if self.opts.tcp {
             // Without --tls=false a plain tcp:// listener makes dockerd sleep 15 s at start.
             args.extend::<[&std::ffi::OsStr; 3]>([
                 "-H".as_ref(),
@@ -345,11 +407,13 @@ impl PrivateEngine {
         &self.paths.socket
     }
 
-    /// `Some("tcp://10.250.N.2:2375")` if the engine was started with [`Builder::tcp`].
+    /// `Some("tcp://10.250.N.2:2375")` if the engine was started with [`Builder::tcp`],
+    /// `Some("tcp://10.250.N.2:2376")` (TLS) with [`Builder::tls`].
     pub fn tcp_host(&self) -> Option<String> {
+        let port = if self.opts.tls.is_some() { 2376 } else { 2375 };
         self.opts
             .tcp
-            .then(|| format!("tcp://{}:2375", self.paths.node_addr()))
+            .then(|| format!("tcp://{}:{port}", self.paths.node_addr()))
     }
 
     /// The node's address, `10.250.N.2` (the host side is `10.250.N.1`).

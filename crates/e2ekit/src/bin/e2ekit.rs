@@ -9,7 +9,8 @@
 //! e2ekit gc --all           remove every e2ekit environment, including kept and live ones
 //! e2ekit gc --images        remove images built from host files that no container uses
 //! ```
-//! The engine is `DOCKER_HOST` or the local socket.
+//! The engine is found as the Docker CLI finds it: `DOCKER_HOST` (TLS with `DOCKER_TLS_VERIFY`),
+//! the current Docker context, else the usual local sockets.
 
 use std::process::ExitCode;
 

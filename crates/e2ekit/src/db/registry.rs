@@ -63,18 +63,29 @@ impl AsRunnable for Registry {
 /// does (Debian's `docker-registry` package: link `/bin/registry` to
 /// `/usr/bin/docker-registry`).
 pub fn registry(env: &Environment, name: &str, options: Options) -> Result<Registry> {
-    let runnable = super::deploy(env, name, |site| registry_spec(site, &options))?;
-    Ok(Registry {
-        instrumented: Instrumented::new(runnable, REGISTRY_METRICS_PORT)?,
-        backend: env.core().backend.clone(),
-    })
+    Registry::deploy(env, name, options, None)
 }
 
-pub(crate) fn registry_spec(site: &Site, options: &Options) -> Result<Spec> {
-    let config = format!(
+pub(crate) fn registry_spec(
+    site: &Site,
+    options: &Options,
+    htpasswd: Option<&str>,
+) -> Result<Spec> {
+    let mut config = format!(
         "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: :5000\n  debug:\n    addr: :5001\n    prometheus:\n      enabled: true\n      path: /metrics\n",
         site.path("data")
     );
+    if htpasswd.is_some() {
+        config.push_str(&format!(
+            "auth:\n  htpasswd:\n    realm: e2ekit\n    path: {}\n",
+            site.path("htpasswd")
+        ));
+    }
+    // With authentication, /v2/ answers 401 to anonymous requests once it serves.
+    let ready = match htpasswd {
+        Some(_) => HttpProbe::new(ACCESS_PORT, "/v2/").status(401..=401),
+        None => HttpProbe::new(ACCESS_PORT, "/v2/"),
+    };
     let start = options
         .start_options(images::REGISTRY)
         .command(
@@ -82,16 +93,71 @@ pub(crate) fn registry_spec(site: &Site, options: &Options) -> Result<Spec> {
                 .args(["serve".to_string(), site.path("config.yml")])
                 .disable_entrypoint(),
         )
-        .readiness(HttpProbe::new(ACCESS_PORT, "/v2/"))
+        .readiness(ready)
         .host_user();
-    Ok(Spec::new(start)
+    let spec = Spec::new(start)
         .port(ACCESS_PORT, 5000)
         .port(REGISTRY_METRICS_PORT, 5001)
         .file("config.yml", config)
-        .dir("data"))
+        .dir("data");
+    Ok(match htpasswd {
+        Some(text) => spec.file("htpasswd", text),
+        None => spec,
+    })
 }
 
 impl Registry {
+    /// [`registry`] requiring authentication: every request needs HTTP basic credentials
+    /// listed in `htpasswd`, an htpasswd file's content with bcrypt entries (the only kind
+    /// the registry accepts), one `user:hash` a line, as `htpasswd -Bbn user password`
+    /// prints. Ready when `/v2/` answers 401 to the anonymous probe.
+    ///
+    /// Pushes and pulls then need credentials for [`Registry::address`], which e2ekit reads
+    /// where the Docker CLI keeps them: `DOCKER_AUTH_CONFIG` or `$DOCKER_CONFIG/config.json`
+    /// (`auths`, `credHelpers`, `credsStore`).
+    ///
+    /// ```no_run
+    /// # async fn demo(env: &e2ekit::Environment) -> e2ekit::Result<()> {
+    /// let htpasswd = "ci:$2y$05$…\n"; // htpasswd -Bbn ci secret
+    /// let registry = e2ekit::db::Registry::with_htpasswd(
+    ///     env,
+    ///     "registry",
+    ///     e2ekit::db::Options::new(),
+    ///     htpasswd,
+    /// )?;
+    /// # let _ = registry;
+    /// # Ok(()) }
+    /// ```
+    pub fn with_htpasswd(
+        env: &Environment,
+        name: &str,
+        options: Options,
+        htpasswd: impl Into<String>,
+    ) -> Result<Registry> {
+        let htpasswd = htpasswd.into();
+        if !htpasswd.lines().any(|l| l.contains(':')) {
+            return Err(Error::InvalidArgument(format!(
+                "registry {name:?}: the htpasswd content has no `user:hash` line (make one with `htpasswd -Bbn user password`)"
+            )));
+        }
+        Self::deploy(env, name, options, Some(htpasswd))
+    }
+
+    fn deploy(
+        env: &Environment,
+        name: &str,
+        options: Options,
+        htpasswd: Option<String>,
+    ) -> Result<Registry> {
+        let runnable = super::deploy(env, name, |site| {
+            registry_spec(site, &options, htpasswd.as_deref())
+        })?;
+        Ok(Registry {
+            instrumented: Instrumented::new(runnable, REGISTRY_METRICS_PORT)?,
+            backend: env.core().backend.clone(),
+        })
+    }
+
     /// Where the engine reaches this registry, for image references: its published port on
     /// the engine's own loopback (`127.0.0.1:<port>`), which engines accept over plain HTTP
     /// without an `insecure-registries` setting.
@@ -133,7 +199,7 @@ mod tests {
             name: "reg".into(),
             dir: PathBuf::from("/tmp/e2e/data/reg"),
         };
-        let spec = registry_spec(&site, &Options::new()).expect("spec");
+        let spec = registry_spec(&site, &Options::new(), None).expect("spec");
         let args = spec.options.command.as_ref().expect("command").to_vec();
         assert_eq!(
             args,
@@ -149,5 +215,26 @@ mod tests {
             "{config}"
         );
         assert_eq!(spec.options.image(), images::REGISTRY);
+        assert!(!config.contains("auth:"), "{config}");
+        assert!(spec.file_text("htpasswd").is_none());
+    }
+
+    #[test]
+    fn with_htpasswd_the_registry_requires_basic_auth_from_its_file() {
+        let site = Site {
+            env: "e".into(),
+            name: "reg".into(),
+            dir: PathBuf::from("/tmp/e2e/data/reg"),
+        };
+        let line = "ci:$2y$05$abcdefghijklmnopqrstuu\n";
+        let spec = registry_spec(&site, &Options::new(), Some(line)).expect("spec");
+        let config = spec.file_text("config.yml").expect("config");
+        assert!(
+            config.contains(
+                "auth:\n  htpasswd:\n    realm: e2ekit\n    path: /tmp/e2e/data/reg/htpasswd\n"
+            ),
+            "{config}"
+        );
+        assert_eq!(spec.file_text("htpasswd").as_deref(), Some(line));
     }
 }

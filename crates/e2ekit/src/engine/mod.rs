@@ -15,7 +15,7 @@
 //! use e2ekit::prelude::*;
 //!
 //! # async fn demo() -> e2ekit::Result<()> {
-//! // The default: DOCKER_HOST, else the local socket.
+//! // The default: DOCKER_HOST, the current Docker context, else the usual sockets.
 //! let env = Environment::builder().engine(Engine::docker()).build().await?;
 //! // A remote engine: endpoints then name that host, not 127.0.0.1.
 //! let remote = Environment::builder()
@@ -53,7 +53,7 @@ pub(crate) use lines::{LineSplitter, LogLine};
 /// Which container engine an environment runs on.
 ///
 /// Today that is a Docker engine (or anything speaking its API, such as Podman's socket),
-/// local or remote. The default reads `DOCKER_HOST` and falls back to the local socket.
+/// local or remote. The default finds the engine as [`Engine::docker`] describes.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Engine {
     kind: EngineKind,
@@ -61,7 +61,7 @@ pub struct Engine {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 enum EngineKind {
-    /// `None`: `DOCKER_HOST`, else the local socket.
+    /// Found by discovery: `DOCKER_HOST`, the current Docker context, the usual sockets.
     #[default]
     DockerDefault,
     Docker(String),
@@ -82,8 +82,15 @@ pub const ENGINE_VAR: &str = "E2EKIT_ENGINE";
 const SWARM_PREFIX: &str = "swarm+";
 
 impl Engine {
-    /// The Docker engine named by `DOCKER_HOST`, else `unix:///var/run/docker.sock`. With
-    /// `E2EKIT_ENGINE=swarm`, that engine is taken as a Swarm manager ([`Engine::swarm`]).
+    /// The Docker engine found the way the Docker CLI and the usual installations put it:
+    /// `DOCKER_HOST` (TLS with `DOCKER_TLS_VERIFY` and `DOCKER_CERT_PATH`), the current Docker
+    /// context (`DOCKER_CONTEXT`, else `currentContext` in `$DOCKER_CONFIG/config.json`), then
+    /// the first of the system socket, rootless Docker, Docker Desktop, Colima and Podman
+    /// sockets that answers; when none does, the error lists each place tried and why it
+    /// failed. `DOCKER_HOST` or a selected context is used alone: when it does not answer (or
+    /// a named context does not exist), that is the error, never replaced by another engine.
+    ///
+    /// With `E2EKIT_ENGINE=swarm`, that engine is taken as a Swarm manager ([`Engine::swarm`]).
     pub fn docker() -> Self {
         match std::env::var(ENGINE_VAR).as_deref() {
             Ok("swarm") => Self {
@@ -96,8 +103,11 @@ impl Engine {
         }
     }
 
-    /// The Docker engine (or Docker-compatible API) at `host`: `unix:///path/to.sock` or
-    /// `tcp://host:port`. With `tcp://`, published ports are reached on that host.
+    /// The Docker engine (or Docker-compatible API) at `host`: `unix:///path/to.sock`,
+    /// `tcp://host:port` or `https://host:port`. With `tcp://`, published ports are reached
+    /// on that host; `https://`, or `tcp://` while `DOCKER_TLS_VERIFY` is set, speaks TLS with
+    /// `ca.pem`, `cert.pem` and `key.pem` from `DOCKER_CERT_PATH` (default `~/.docker`), as
+    /// `docker -H` does.
     pub fn docker_host(host: impl Into<String>) -> Self {
         let host = host.into();
         if let Some(engine) = Self::parse_swarm_endpoint(&host) {
@@ -149,9 +159,9 @@ impl Engine {
         Some(Self::swarm(manager).node_port(port))
     }
 
-    /// The endpoint this engine is reached at (`DOCKER_HOST` or the local socket when not
-    /// given), as a child process must be told to reach the same engine
-    /// ([`Engine::docker_host`] reads it back, a Swarm's included).
+    /// The endpoint this engine is reached at (when not given: the one discovery connected
+    /// to in this process, else the first it would try), as a child process must be told to
+    /// reach the same engine; [`child_env`](Self::child_env) adds its TLS settings.
     pub(crate) fn endpoint(&self) -> String {
         match &self.kind {
             EngineKind::DockerDefault => docker::engine_endpoint(),
@@ -180,6 +190,17 @@ impl Engine {
                     docker::swarm::SwarmBackend::connect(&manager, *node_port).await?,
                 ))
             }
+        }
+    }
+
+    /// What a child process's environment must set (`Some`) or remove (`None`) besides the
+    /// [`endpoint`](Self::endpoint) to reach this engine as this process does: a discovered
+    /// TLS engine's `DOCKER_TLS_VERIFY` and `DOCKER_CERT_PATH`.
+    pub(crate) fn child_env(&self) -> Vec<(&'static str, Option<String>)> {
+        match &self.kind {
+            EngineKind::DockerDefault => docker::child_env(None),
+            EngineKind::Docker(host) => docker::child_env(Some(host)),
+            EngineKind::Swarm { manager, .. } => docker::child_env(manager.as_deref()),
         }
     }
 }

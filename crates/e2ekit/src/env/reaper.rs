@@ -106,7 +106,7 @@ pub(crate) fn ensure_for(engine: &Engine) {
     if reapers.contains_key(&endpoint) {
         return;
     }
-    let started = spawn(&endpoint);
+    let started = spawn(&endpoint, &engine.child_env());
     if let Err(e) = &started {
         eprintln!(
             "e2ekit: no reaper for engine {endpoint} ({}); environments of this process left by a kill are removed by the next sweep instead (the next environment built, or `e2ekit gc`)",
@@ -178,7 +178,7 @@ pub(crate) fn log_path(owner: &str, endpoint: &str) -> Result<PathBuf> {
     Ok(reaper_log_dir()?.join(format!("{safe}-{:016x}.log", h.finish())))
 }
 
-fn spawn(endpoint: &str) -> Result<ChildStdin> {
+fn spawn(endpoint: &str, engine_env: &[(&str, Option<String>)]) -> Result<ChildStdin> {
     let owner = crate::host::labels::owner();
     let exe = std::env::current_exe()
         .map_err(|e| Error::io("finding the current executable".to_string(), e))?;
@@ -195,6 +195,14 @@ fn spawn(endpoint: &str) -> Result<ChildStdin> {
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::from(log_file));
+    // A TLS engine (found through a Docker context, say) needs its certificates named: the
+    // reaper reaches `endpoint` as an explicit engine, which reads them from these.
+    for (name, value) in engine_env {
+        match value {
+            Some(v) => cmd.env(name, v),
+            None => cmd.env_remove(name),
+        };
+    }
     #[cfg(unix)]
     {
         use std::os::unix::process::CommandExt;

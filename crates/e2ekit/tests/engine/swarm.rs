@@ -12,7 +12,9 @@ use crate::common;
 /// forwarding rules and data removed) when dropped, also when the test panics.
 fn swarm() -> Cluster {
     let cluster = Cluster::start(3).unwrap_or_else(|e| {
-        panic!("the Swarm tests need 3 private dockerds (root, dockerd, nsenter, ip, iptables): {e}")
+        panic!(
+            "the Swarm tests need 3 private dockerds (root, dockerd, nsenter, ip, iptables): {e}"
+        )
     });
     cluster
         .init_swarm()
@@ -60,19 +62,17 @@ async fn server(env: &Environment, name: &str) -> Result<Runnable> {
     std::fs::write(app.dir().join("index.html"), format!("I am {name}")).expect("page");
     app.init(
         StartOptions::new(image)
-            .command(Command::new("httpd").args([
-                "-f",
-                "-p",
-                "80",
-                "-h",
-                &app_dir_of(env, name),
-            ]))
+            .command(Command::new("httpd").args(["-f", "-p", "80", "-h", &app_dir_of(env, name)]))
             .readiness(HttpProbe::new("http", "/index.html")),
     )
 }
 
 fn app_dir_of(env: &Environment, name: &str) -> String {
-    env.shared_dir().join("data").join(name).display().to_string()
+    env.shared_dir()
+        .join("data")
+        .join(name)
+        .display()
+        .to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -28,7 +28,48 @@ impl DockerBackend {
         spec: &ContainerSpec,
         for_whom: &str,
     ) -> Result<StartedContainer> {
-        let body = container_body(spec, self.local);
+        let bind_ip = self.bind_ip();
+        match self.create_and_start_on(spec, for_whom, &bind_ip).await {
+            // A remote engine reached through an address its host does not own (NAT, a
+            // forwarded port): the engine cannot listen there, so publish on every address
+            // of its host instead, as before, and remember it for this connection.
+            Err(e)
+                if !self.local
+                    && engine_message(&e).contains("cannot assign requested address") =>
+            {
+                tracing::warn!(
+                    engine = %self.endpoint,
+                    address = %bind_ip,
+                    "the engine's host does not own the address it is reached at; publishing ports on all its addresses"
+                );
+                self.bind_any
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
+                self.create_and_start_on(spec, for_whom, "0.0.0.0").await
+            }
+            other => other,
+        }
+    }
+
+    /// The address published ports bind to: loopback for a local engine, the address the
+    /// test process reaches a remote engine at (so they are not open on the engine host's
+    /// other interfaces), or every address where the engine cannot bind that one.
+    fn bind_ip(&self) -> String {
+        if self.local {
+            "127.0.0.1".to_string()
+        } else if self.bind_any.load(std::sync::atomic::Ordering::Relaxed) {
+            "0.0.0.0".to_string()
+        } else {
+            self.publish_ip.to_string()
+        }
+    }
+
+    async fn create_and_start_on(
+        &self,
+        spec: &ContainerSpec,
+        for_whom: &str,
+        bind_ip: &str,
+    ) -> Result<StartedContainer> {
+        let body = container_body(spec, bind_ip);
         self.create_volumes(spec, for_whom).await?;
         let create = || {
             let mut opts = CreateContainerOptionsBuilder::default().name(&spec.name);
@@ -376,9 +417,6 @@ impl DockerBackend {
     }
 }
 
-/// The engine's container-create body. Ports are published on loopback for a local engine
-/// (scenario services are not for the LAN) and on every address of a remote engine's host
-/// (the only way the test process can reach them there).
 /// A start that failed because a fixed host port is taken, as [`Error::PortTaken`] (the port
 /// named by its number: the environment knows its name); other errors as they are.
 fn port_taken(e: Error, spec: &ContainerSpec, for_whom: &str) -> Error {
@@ -405,7 +443,10 @@ fn port_taken(e: Error, spec: &ContainerSpec, for_whom: &str) -> Error {
     }
 }
 
-fn container_body(spec: &ContainerSpec, local: bool) -> ContainerCreateBody {
+/// The engine's container-create body. Ports are published on `bind_ip` only: loopback for a
+/// local engine (scenario services are not for the LAN), the address the test process
+/// reaches a remote engine at (see `DockerBackend::bind_ip`).
+fn container_body(spec: &ContainerSpec, bind_ip: &str) -> ContainerCreateBody {
     let port_key = |p: &u16| format!("{p}/tcp");
     let port_bindings = spec
         .ports
@@ -414,7 +455,7 @@ fn container_body(spec: &ContainerSpec, local: bool) -> ContainerCreateBody {
             (
                 port_key(p),
                 Some(vec![PortBinding {
-                    host_ip: Some(if local { "127.0.0.1" } else { "0.0.0.0" }.to_string()),
+                    host_ip: Some(bind_ip.to_string()),
                     host_port: Some(
                         spec.host_ports
                             .get(p)

@@ -10,7 +10,7 @@ use bollard::query_parameters::{
 use futures_util::StreamExt;
 
 use super::calls::{is_not_found, status_code, within, CALL_TIMEOUT};
-use super::{DockerBackend, ImageConfig};
+use super::{auth, discovery, DockerBackend, ImageConfig};
 use crate::error::{Error, Result};
 use crate::host::labels;
 use crate::spec::reference::split_image;
@@ -146,25 +146,38 @@ impl DockerBackend {
             .from_image(repo)
             .tag(tag)
             .build();
-        let mut stream = self.docker.create_image(Some(opts), None, None);
+        let (creds, creds_problem) = registry_credentials(image).await;
+        let fail = |reason: String| Error::ImageNotFound {
+            runnable: for_whom.to_string(),
+            image: image.to_string(),
+            reason: explain_registry_failure(
+                image,
+                reason,
+                creds.as_ref(),
+                creds_problem.as_deref(),
+            ),
+        };
+        let mut stream =
+            self.docker
+                .create_image(Some(opts), None, creds.as_ref().map(|c| c.to_bollard()));
         // Pulls can take minutes on slow links; each progress message proves liveness.
         loop {
             match tokio::time::timeout(CALL_TIMEOUT, stream.next()).await {
                 Ok(None) => return Ok(()),
-                Ok(Some(Ok(_))) => {}
-                Ok(Some(Err(e))) => {
-                    return Err(Error::ImageNotFound {
-                        runnable: for_whom.to_string(),
-                        image: image.to_string(),
-                        reason: e.to_string(),
-                    })
+                // The engine reports some failures inside the stream rather than as an error.
+                Ok(Some(Ok(info))) if info.error_detail.is_some() => {
+                    let message = info
+                        .error_detail
+                        .and_then(|d| d.message)
+                        .unwrap_or_else(|| "no detail".to_string());
+                    return Err(fail(message));
                 }
+                Ok(Some(Ok(_))) => {}
+                Ok(Some(Err(e))) => return Err(fail(e.to_string())),
                 Err(_) => {
-                    return Err(Error::ImageNotFound {
-                        runnable: for_whom.to_string(),
-                        image: image.to_string(),
-                        reason: format!("the pull made no progress for {CALL_TIMEOUT:?}"),
-                    })
+                    return Err(fail(format!(
+                        "the pull made no progress for {CALL_TIMEOUT:?}"
+                    )))
                 }
             }
         }
@@ -173,6 +186,10 @@ impl DockerBackend {
     pub(super) async fn push_image(&self, reference: &str) -> Result<()> {
         let (repo, tag) = split_image(reference);
         let action = || format!("pushing image {reference}");
+        let (creds, creds_problem) = registry_credentials(reference).await;
+        let explain = |message: String| {
+            explain_registry_failure(reference, message, creds.as_ref(), creds_problem.as_deref())
+        };
         let mut stream = self.docker.push_image(
             repo,
             Some(
@@ -180,7 +197,7 @@ impl DockerBackend {
                     .tag(tag)
                     .build(),
             ),
-            None,
+            creds.as_ref().map(|c| c.to_bollard()),
         );
         // Each progress message proves the push is moving; the registry reports failures
         // inside the stream.
@@ -190,10 +207,10 @@ impl DockerBackend {
                 Ok(Some(Ok(info))) => {
                     if let Some(detail) = info.error_detail {
                         let message = detail.message.unwrap_or_else(|| "no detail".to_string());
-                        return Err(Error::engine(action(), message));
+                        return Err(Error::engine(action(), explain(message)));
                     }
                 }
-                Ok(Some(Err(e))) => return Err(Error::engine(action(), e)),
+                Ok(Some(Err(e))) => return Err(Error::engine(action(), explain(e.to_string()))),
                 Err(_) => {
                     return Err(Error::EngineTimeout {
                         action: action(),
@@ -220,6 +237,55 @@ impl DockerBackend {
         )
         .await
     }
+}
+
+/// Credentials for the registry of `image` (see [`auth`](super::auth)), and why configured
+/// ones could not be had: then the pull or push goes anonymously, and its error says so.
+async fn registry_credentials(image: &str) -> (Option<auth::Credentials>, Option<String>) {
+    match auth::credentials_for(image, &discovery::RealSnapshot).await {
+        Ok(found) => (found, None),
+        Err(problem) => {
+            tracing::warn!(image, %problem, "no registry credentials; going anonymously");
+            (None, Some(problem))
+        }
+    }
+}
+
+/// The engine's answer about a registry, with what e2ekit sent: which registry, which user
+/// from where, or that no credentials were configured for it.
+fn explain_registry_failure(
+    image: &str,
+    message: String,
+    creds: Option<&auth::Credentials>,
+    problem: Option<&str>,
+) -> String {
+    let registry = auth::registry_of(image);
+    let lower = message.to_ascii_lowercase();
+    // Docker's and the registries' words for a refusal (not bare codes: "401" is in many a
+    // port number).
+    let refused = [
+        "unauthorized",
+        "authentication required",
+        "no basic auth credentials",
+        "access to the resource is denied",
+        "pull access denied",
+        "incorrect username or password",
+    ]
+    .iter()
+    .any(|w| lower.contains(w));
+    if !refused {
+        return message;
+    }
+    let sent = match (creds, problem) {
+        (Some(c), _) => format!(
+            "the credentials sent (user {:?} from {}) were refused",
+            c.username.as_deref().unwrap_or("<token>"),
+            c.source
+        ),
+        (None, Some(p)) => format!("no credentials could be had ({p})"),
+        (None, None) => "no credentials are configured for it (DOCKER_AUTH_CONFIG, or auths / credHelpers / credsStore in $DOCKER_CONFIG/config.json)".to_string(),
+    };
+    format!("registry {registry} refused access: {sent}; the engine said: {message}")
 }
 
 /// Whether `reference` carries an input tag of the host-image metadata cache.
@@ -314,7 +380,52 @@ fn go_arch() -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use super::docker_archive;
+    use super::{auth, docker_archive, explain_registry_failure};
+
+    #[test]
+    fn a_registry_refusal_names_the_registry_and_what_was_sent() {
+        let creds = auth::Credentials {
+            username: Some("ci".into()),
+            password: Some("secret".into()),
+            identity_token: None,
+            server: "r.example:5000".into(),
+            source: "/h/.docker/config.json".into(),
+        };
+        let said = "Docker responded with status code 500: unauthorized: authentication required";
+        let text =
+            explain_registry_failure("r.example:5000/a/b:1", said.into(), Some(&creds), None);
+        assert!(
+            text.starts_with("registry r.example:5000 refused access"),
+            "{text}"
+        );
+        assert!(
+            text.contains("user \"ci\" from /h/.docker/config.json"),
+            "{text}"
+        );
+        assert!(text.ends_with(said), "{text}");
+        assert!(!text.contains("secret"), "{text}");
+        let text = explain_registry_failure("busybox", "pull access denied".into(), None, None);
+        assert!(
+            text.contains("registry docker.io refused access: no credentials are configured"),
+            "{text}"
+        );
+        let text = explain_registry_failure(
+            "r.example/x",
+            "unauthorized".into(),
+            None,
+            Some("docker-credential-x failed"),
+        );
+        assert!(
+            text.contains("no credentials could be had (docker-credential-x failed)"),
+            "{text}"
+        );
+        // Other failures pass through untouched, port numbers with 401 in them too.
+        let other = "Get http://127.0.0.1:40113/v2/: connection refused";
+        assert_eq!(
+            explain_registry_failure("127.0.0.1:40113/x", other.into(), None, None),
+            other
+        );
+    }
     use crate::spec::ImageConfig;
 
     #[test]

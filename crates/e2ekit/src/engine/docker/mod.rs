@@ -12,8 +12,10 @@
 //! # Ok(()) }
 //! ```
 
+pub(crate) mod auth;
 mod calls;
 mod containers;
+pub(crate) mod discovery;
 mod exec;
 mod files;
 mod images;
@@ -68,6 +70,12 @@ pub(crate) struct DockerBackend {
     /// Fails calls without a deadline (exec output, exit waits) when the engine stops
     /// answering.
     liveness: liveness::Liveness,
+    /// How this engine was reached (endpoint and TLS material): reconnects and child
+    /// processes reach it the same way.
+    target: discovery::Target,
+    /// Published ports bind to every address of a remote engine's host: it could not bind
+    /// the address the test process reaches it at (see `create_and_start`).
+    bind_any: Arc<std::sync::atomic::AtomicBool>,
 }
 
 /// What connecting learns from the engine's /version.
@@ -112,28 +120,165 @@ fn engine_info(endpoint: &str) -> Arc<tokio::sync::OnceCell<EngineInfo>> {
         .clone()
 }
 
-/// `DOCKER_HOST`, else the platform's default socket.
+/// The default engine's endpoint: the one discovery last connected to in this process, else
+/// the first place it would try.
 pub(crate) fn engine_endpoint() -> String {
-    std::env::var("DOCKER_HOST").unwrap_or_else(|_| calls::default_endpoint().to_string())
+    default_target().endpoint
+}
+
+/// The default engine as discovery found it (see [`discovery`]): the candidate that answered
+/// when this process last connected with the same settings, else the first candidate.
+pub(crate) fn default_target() -> discovery::Target {
+    let snapshot = discovery::RealSnapshot;
+    if let Ok(candidates) = discovery::candidates(&snapshot) {
+        let key: Vec<discovery::Target> = candidates.iter().map(|c| c.target.clone()).collect();
+        if let Some(found) = crate::host::fs::lock(winners()).get(&key) {
+            return found.clone();
+        }
+    }
+    discovery::preferred(&snapshot)
+}
+
+/// The environment a child process needs to reach `host` (or the default engine) as this
+/// process does: TLS settings for a TLS engine, none otherwise.
+pub(crate) fn child_env(host: Option<&str>) -> Vec<(&'static str, Option<String>)> {
+    match host {
+        None => default_target().child_env(),
+        Some(h) => discovery::explicit(h, &discovery::RealSnapshot)
+            .map(|t| t.child_env())
+            .unwrap_or_default(),
+    }
+}
+
+/// Which candidate answered, per list of candidates (the settings discovery saw): later
+/// connects try it first, and [`default_target`] tells child processes about it.
+fn winners() -> &'static Mutex<HashMap<Vec<discovery::Target>, discovery::Target>> {
+    type Winners = Mutex<HashMap<Vec<discovery::Target>, discovery::Target>>;
+    static WINNERS: OnceLock<Winners> = OnceLock::new();
+    WINNERS.get_or_init(Default::default)
 }
 
 impl DockerBackend {
-    /// Connects to `host` (default: `DOCKER_HOST`, else the local socket) and negotiates the
-    /// API version.
+    /// Connects to `host` (the builder's engine) or, without one, to the first engine
+    /// discovery finds that answers (see [`discovery`]), and negotiates the API version.
     pub(crate) async fn connect(host: Option<&str>) -> Result<Self> {
-        let endpoint = host.map(str::to_string).unwrap_or_else(engine_endpoint);
+        let snapshot = discovery::RealSnapshot;
+        match host {
+            Some(host) => {
+                let target = discovery::explicit(host, &snapshot).map_err(|reason| {
+                    Error::EngineUnreachable {
+                        endpoint: host.to_string(),
+                        reason,
+                    }
+                })?;
+                Self::connect_to(target).await
+            }
+            None => Self::discover(&snapshot).await,
+        }
+    }
+
+    /// Tries the candidates in order (the one that answered last time first) and keeps the
+    /// first that answers a ping; the error lists each one tried and why it failed. With
+    /// `DOCKER_HOST` or a context there is just one.
+    async fn discover(snapshot: &(dyn discovery::Snapshot + Sync)) -> Result<Self> {
+        let candidates =
+            discovery::candidates(snapshot).map_err(|reason| Error::EngineUnreachable {
+                endpoint: "the default engine".to_string(),
+                reason,
+            })?;
+        let key: Vec<discovery::Target> = candidates.iter().map(|c| c.target.clone()).collect();
+        let known = crate::host::fs::lock(winners()).get(&key).cloned();
+        // The one that failed just now, with its reason: not asked twice.
+        let mut known_failure = None;
+        if let Some(target) = known {
+            match Self::connect_to(target.clone()).await {
+                Ok(found) => return Ok(found),
+                Err(e) => known_failure = Some((target, unreachable_reason(e))),
+            }
+        }
+        let mut failures = Vec::new();
+        for candidate in &candidates {
+            let target = &candidate.target;
+            if let Some((_, reason)) = known_failure.as_ref().filter(|(t, _)| t == target) {
+                failures.push((candidate, reason.clone()));
+                continue;
+            }
+            if let Some(socket) = target.socket() {
+                // Most of the usual sockets do not exist on a given machine; say so plainly
+                // instead of with a connection error.
+                if !snapshot.exists(socket) {
+                    failures.push((candidate, "no socket there".to_string()));
+                    continue;
+                }
+            }
+            match Self::connect_to(target.clone()).await {
+                Ok(found) => {
+                    crate::host::fs::lock(winners()).insert(key, target.clone());
+                    return Ok(found);
+                }
+                Err(e) => failures.push((candidate, unreachable_reason(e))),
+            }
+        }
+        if let [(only, reason)] = failures.as_slice() {
+            return Err(Error::EngineUnreachable {
+                endpoint: format!("{} ({})", only.target.endpoint, only.source),
+                reason: reason.clone(),
+            });
+        }
+        let failures: Vec<String> = failures
+            .iter()
+            .map(|(c, reason)| format!("{} at {}: {reason}", c.source, c.target.endpoint))
+            .collect();
+        Err(Error::EngineUnreachable {
+            endpoint: format!("any of the {} places tried", candidates.len()),
+            reason: format!(
+                "no engine answered:\n  - {}\n(set DOCKER_HOST, select a Docker context, or name the engine with Engine::docker_host)",
+                failures.join("\n  - ")
+            ),
+        })
+    }
+
+    /// Connects to one engine and negotiates the API version.
+    async fn connect_to(target: discovery::Target) -> Result<Self> {
+        let endpoint = target.endpoint.clone();
         let unreachable = |reason: String| Error::EngineUnreachable {
             endpoint: endpoint.clone(),
             reason,
         };
-        let docker = Docker::connect_with_host(&endpoint)
-            .map_err(|e| unreachable(e.to_string()))?
+        let open = |api: &bollard::ClientVersion| match &target.tls {
+            Some(tls) => {
+                for file in [tls.ca(), tls.cert(), tls.key()] {
+                    if !file.is_file() {
+                        return Err(unreachable(format!(
+                            "TLS is on but {} is missing (DOCKER_CERT_PATH or the context's TLS material)",
+                            file.display()
+                        )));
+                    }
+                }
+                Docker::connect_with_ssl(
+                    &endpoint,
+                    &tls.key(),
+                    &tls.cert(),
+                    &tls.ca(),
+                    ENGINE_TIMEOUT_SECS,
+                    api,
+                )
+                .map_err(|e| unreachable(format!("setting up TLS: {e}")))
+            }
+            None if endpoint.starts_with("unix://") => {
+                Docker::connect_with_unix(&endpoint, ENGINE_TIMEOUT_SECS, api)
+                    .map_err(|e| unreachable(e.to_string()))
+            }
+            None => Docker::connect_with_http(&endpoint, ENGINE_TIMEOUT_SECS, api)
+                .map_err(|e| unreachable(e.to_string())),
+        };
+        let docker = open(bollard::API_DEFAULT_VERSION)?
             .with_timeout(Duration::from_secs(ENGINE_TIMEOUT_SECS));
         // Reachability is a cheap /_ping under the short deadline; /version is not (see
         // engine_info).
         match tokio::time::timeout(CONNECT_TIMEOUT, docker.ping()).await {
             Ok(Ok(_)) => {}
-            Ok(Err(e)) => return Err(unreachable(e.to_string())),
+            Ok(Err(e)) => return Err(unreachable(error_chain(&e))),
             Err(_) => return Err(unreachable(format!("no answer within {CONNECT_TIMEOUT:?}"))),
         }
         let engine = *engine_info(&endpoint)
@@ -147,13 +292,7 @@ impl DockerBackend {
                 }
             })
             .await?;
-        let docker = if endpoint.starts_with("unix://") {
-            Docker::connect_with_unix(&endpoint, ENGINE_TIMEOUT_SECS, &engine.api)
-        } else {
-            // connect_with_host accepted it, so it is tcp:// or http://.
-            Docker::connect_with_http(&endpoint, ENGINE_TIMEOUT_SECS, &engine.api)
-        }
-        .map_err(|e| unreachable(e.to_string()))?;
+        let docker = open(&engine.api)?;
         let (publish_ip, local) = match remote_host(&endpoint) {
             None => (IpAddr::from([127, 0, 0, 1]), true),
             Some(host) => {
@@ -170,8 +309,34 @@ impl DockerBackend {
             podman: engine.podman,
             publish_ip,
             local,
+            target,
+            bind_any: Arc::default(),
         })
     }
+}
+
+/// Why connecting failed, without the endpoint (the list of candidates names it).
+fn unreachable_reason(e: Error) -> String {
+    match e {
+        Error::EngineUnreachable { reason, .. } => reason,
+        other => other.to_string(),
+    }
+}
+
+/// An error with its causes, one after another: a TLS failure's reason (unknown CA, wrong
+/// name) is deep in the chain.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let part = c.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        cause = c.source();
+    }
+    text
 }
 
 /// The host part of a `tcp://host:port` or `http://host:port` endpoint; `None` for local
@@ -211,7 +376,7 @@ const RESERVED_NETWORKS: &[&str] = &["bridge", "host", "none"];
 impl Backend for DockerBackend {
     async fn reconnect(&self) -> Result<Arc<dyn Backend>> {
         Ok(Arc::new(
-            DockerBackend::connect(Some(&self.endpoint)).await?,
+            DockerBackend::connect_to(self.target.clone()).await?,
         ))
     }
 
@@ -237,10 +402,14 @@ impl Backend for DockerBackend {
     }
 
     fn removal_hint(&self, env: &str, shared_dir: &Path) -> String {
-        let engine = if self.endpoint == calls::default_endpoint() {
-            String::new()
-        } else {
-            format!("DOCKER_HOST={} ", self.endpoint)
+        let engine = match &self.target.tls {
+            Some(tls) => format!(
+                "DOCKER_HOST={} DOCKER_TLS_VERIFY=1 DOCKER_CERT_PATH={} ",
+                self.endpoint,
+                tls.dir.display()
+            ),
+            None if self.endpoint == calls::default_endpoint() => String::new(),
+            None => format!("DOCKER_HOST={} ", self.endpoint),
         };
         format!(
             "{engine}docker rm -f $({engine}docker ps -aq --filter label={}={env}); {engine}docker network rm {env}; rm -rf {}",

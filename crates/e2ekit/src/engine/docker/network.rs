@@ -131,7 +131,7 @@ pub(super) async fn create(
                     // An overlay's gateway is no host: containers reach the test host by
                     // its own address there.
                     gateway: (driver == Driver::Bridge).then_some(IpAddr::V4(gateway)),
-                })
+                });
             }
             Ok(Err(e)) if is_overlap(&e) => last_error = Some(e),
             Ok(Err(e)) => return Err(Error::engine(format!("creating network {name}"), e)),

@@ -208,7 +208,10 @@ impl DockerBackend {
     }
 
     /// Volumes carrying every one of `labels` (`key` or `key=value`).
-    pub(super) async fn labelled_volumes(&self, labels: Vec<String>) -> Result<Vec<bollard::models::Volume>> {
+    pub(super) async fn labelled_volumes(
+        &self,
+        labels: Vec<String>,
+    ) -> Result<Vec<bollard::models::Volume>> {
         let label = labels.join(",");
         let filters = HashMap::from([("label".to_string(), labels)]);
         let listed = within(

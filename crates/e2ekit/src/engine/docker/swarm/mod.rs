@@ -111,11 +111,13 @@ impl SwarmBackend {
         next_node: Arc<std::sync::atomic::AtomicUsize>,
     ) -> Result<Self> {
         let endpoint = manager.endpoint.clone();
-        let not_a_manager = |reason: String| Error::EngineUnreachable {
+        let not_a_manager = |reason: String| {
+            Error::EngineUnreachable {
             endpoint: endpoint.clone(),
             reason: format!(
                 "this engine does not manage a swarm ({reason}); point the Swarm engine at a manager (docker swarm init / docker node ls there)"
             ),
+        }
         };
         match within(
             || format!("asking {endpoint} about its swarm"),
@@ -163,7 +165,11 @@ impl SwarmBackend {
     fn node_stream<T: Send + 'static>(
         &self,
         id: &str,
-        make: impl FnOnce(&DockerBackend, &str) -> std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<T>> + Send>>
+        make: impl FnOnce(
+                &DockerBackend,
+                &str,
+            )
+                -> std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<T>> + Send>>
             + Send
             + 'static,
     ) -> std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<T>> + Send>> {
@@ -188,7 +194,11 @@ impl SwarmBackend {
 /// socket only picks the route); loopback when the peer is this host.
 async fn own_address_towards(peer: IpAddr) -> IpAddr {
     let probe = || -> std::io::Result<IpAddr> {
-        let bind = if peer.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
+        let bind = if peer.is_ipv4() {
+            "0.0.0.0:0"
+        } else {
+            "[::]:0"
+        };
         let socket = std::net::UdpSocket::bind(bind)?;
         socket.connect((peer, 9))?;
         Ok(socket.local_addr()?.ip())
@@ -301,7 +311,9 @@ impl Backend for SwarmBackend {
         config: &ImageConfig,
     ) -> Result<()> {
         // Into the manager; starts stream it on to the nodes that need it.
-        self.manager.import_image(repo, tag, rootfs_tar, config).await
+        self.manager
+            .import_image(repo, tag, rootfs_tar, config)
+            .await
     }
 
     async fn tag_image(&self, image: &str, repo: &str, tag: &str) -> Result<()> {
@@ -407,10 +419,7 @@ impl Backend for SwarmBackend {
     }
 
     async fn copy_out(&self, id: &str, for_whom: &str, path: &str) -> Result<Vec<FileEntry>> {
-        self.engine_of(id)
-            .await?
-            .copy_out(id, for_whom, path)
-            .await
+        self.engine_of(id).await?.copy_out(id, for_whom, path).await
     }
 
     async fn output(&self, id: &str, for_whom: &str) -> Result<Output> {

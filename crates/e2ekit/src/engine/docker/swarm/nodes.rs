@@ -25,7 +25,12 @@ impl SwarmBackend {
     /// The nodes that are ready and active, in a stable order.
     pub(super) async fn ready_nodes(&self) -> Result<Vec<ReadyNode>> {
         let nodes = within(
-            || format!("listing the nodes of the swarm at {}", self.manager.endpoint),
+            || {
+                format!(
+                    "listing the nodes of the swarm at {}",
+                    self.manager.endpoint
+                )
+            },
             CALL_TIMEOUT,
             self.manager
                 .docker

@@ -46,14 +46,22 @@ impl SwarmBackend {
                 ))
             })?;
         let (image, ip_argv) = netctl_image(&engine).await?;
-        let listed = run_helper(&engine, &image, id, &ip_argv, &["-o", "-4", "addr", "show"]).await?;
+        let listed =
+            run_helper(&engine, &image, id, &ip_argv, &["-o", "-4", "addr", "show"]).await?;
         let interface = interface_with(&listed, &ip).ok_or_else(|| {
             Error::Unexpected(format!(
                 "no interface of container {id} holds its address {ip} on {network}: {listed}"
             ))
         })?;
         let state = if up { "up" } else { "down" };
-        run_helper(&engine, &image, id, &ip_argv, &["link", "set", &interface, state]).await?;
+        run_helper(
+            &engine,
+            &image,
+            id,
+            &ip_argv,
+            &["link", "set", &interface, state],
+        )
+        .await?;
         Ok(())
     }
 }
@@ -123,11 +131,15 @@ async fn run_helper(
     .await?;
     let id = created.id;
     let outcome = async {
-        within(action, CALL_TIMEOUT, engine.docker.start_container(&id, None)).await?;
-        let mut waits = engine.docker.wait_container(
-            &id,
-            Some(WaitContainerOptionsBuilder::default().build()),
-        );
+        within(
+            action,
+            CALL_TIMEOUT,
+            engine.docker.start_container(&id, None),
+        )
+        .await?;
+        let mut waits = engine
+            .docker
+            .wait_container(&id, Some(WaitContainerOptionsBuilder::default().build()));
         let code = match tokio::time::timeout(CALL_TIMEOUT, waits.next()).await {
             Ok(Some(Ok(w))) => w.status_code,
             // bollard reports a non-zero exit as an error carrying the code.
@@ -143,7 +155,12 @@ async fn run_helper(
         let mut out = String::new();
         let mut logs = engine.docker.logs(
             &id,
-            Some(LogsOptionsBuilder::default().stdout(true).stderr(true).build()),
+            Some(
+                LogsOptionsBuilder::default()
+                    .stdout(true)
+                    .stderr(true)
+                    .build(),
+            ),
         );
         while let Some(Ok(chunk)) = logs.next().await {
             out.push_str(&String::from_utf8_lossy(&chunk.into_bytes()));
@@ -185,8 +202,14 @@ mod tests {
         let listing = "1: lo    inet 127.0.0.1/8 scope host lo\\       valid_lft forever\n\
                        52: eth0@if53    inet 10.213.4.5/26 brd 10.213.4.63 scope global eth0\n\
                        54: eth1    inet 172.18.0.3/16 brd 172.18.255.255 scope global eth1\n";
-        assert_eq!(interface_with(listing, "10.213.4.5").as_deref(), Some("eth0"));
-        assert_eq!(interface_with(listing, "172.18.0.3").as_deref(), Some("eth1"));
+        assert_eq!(
+            interface_with(listing, "10.213.4.5").as_deref(),
+            Some("eth0")
+        );
+        assert_eq!(
+            interface_with(listing, "172.18.0.3").as_deref(),
+            Some("eth1")
+        );
         assert_eq!(interface_with(listing, "10.0.0.9"), None);
     }
 }

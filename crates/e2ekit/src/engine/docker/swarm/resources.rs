@@ -24,7 +24,9 @@ impl SwarmBackend {
             || format!("listing services labelled {label}"),
             CALL_TIMEOUT,
             self.manager.docker.list_services(Some(
-                ListServicesOptionsBuilder::default().filters(&filters).build(),
+                ListServicesOptionsBuilder::default()
+                    .filters(&filters)
+                    .build(),
             )),
         )
         .await
@@ -75,7 +77,10 @@ impl SwarmBackend {
 
     pub(super) async fn list_labelled(&self) -> Result<Vec<Labelled>> {
         let services = self.services(vec![labels::ENV.to_string()]).await?;
-        let (_, networks) = self.manager.list_with_label(vec![labels::ENV.to_string()]).await?;
+        let (_, networks) = self
+            .manager
+            .list_with_label(vec![labels::ENV.to_string()])
+            .await?;
         let volumes = self.node_volumes(vec![labels::ENV.to_string()]).await?;
         let entry = |kind, l: Option<&HashMap<String, String>>| {
             let l = l?;

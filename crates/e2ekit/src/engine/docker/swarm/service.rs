@@ -18,7 +18,9 @@ use bollard::query_parameters::{
 
 use super::nodes::is_final;
 use super::SwarmBackend;
-use crate::engine::docker::calls::{engine_message, is_not_found, status_code, within, CALL_TIMEOUT};
+use crate::engine::docker::calls::{
+    engine_message, is_not_found, status_code, within, CALL_TIMEOUT,
+};
 use crate::engine::docker::DockerBackend;
 use crate::engine::{ContainerSpec, EntryKind, ExitStatus, FileEntry, StartedContainer};
 use crate::error::{Error, Result};
@@ -186,7 +188,11 @@ impl SwarmBackend {
                 // Parents of config files are made by the engine.
                 EntryKind::Dir => continue,
                 EntryKind::Symlink(_) => {
-                    return Err(copy_unsupported(for_whom, file, "a symlink cannot be a swarm config"))
+                    return Err(copy_unsupported(
+                        for_whom,
+                        file,
+                        "a symlink cannot be a swarm config",
+                    ))
                 }
             };
             if data.len() > MAX_CONFIG_BYTES {
@@ -296,7 +302,9 @@ impl SwarmBackend {
             || format!("listing configs labelled {label}"),
             CALL_TIMEOUT,
             self.manager.docker.list_configs(Some(
-                ListConfigsOptionsBuilder::default().filters(&filters).build(),
+                ListConfigsOptionsBuilder::default()
+                    .filters(&filters)
+                    .build(),
             )),
         )
         .await?;
@@ -498,13 +506,20 @@ async fn create_volume(
     for_whom: &str,
 ) -> Result<()> {
     within(
-        || format!("creating volume {name} on {} for runnable {for_whom}", engine.endpoint),
+        || {
+            format!(
+                "creating volume {name} on {} for runnable {for_whom}",
+                engine.endpoint
+            )
+        },
         CALL_TIMEOUT,
-        engine.docker.create_volume(bollard::models::VolumeCreateRequest {
-            name: Some(name.to_string()),
-            labels: Some(labels.clone()),
-            ..Default::default()
-        }),
+        engine
+            .docker
+            .create_volume(bollard::models::VolumeCreateRequest {
+                name: Some(name.to_string()),
+                labels: Some(labels.clone()),
+                ..Default::default()
+            }),
     )
     .await
     .map(drop)
@@ -525,7 +540,10 @@ async fn fill_volume(
         image: Some(image.to_string()),
         // Never started; a command only makes images without one acceptable.
         entrypoint: Some(vec!["/e2ekit-never-started".to_string()]),
-        labels: Some(HashMap::from([(labels::ENV.to_string(), volume.to_string())])),
+        labels: Some(HashMap::from([(
+            labels::ENV.to_string(),
+            volume.to_string(),
+        )])),
         host_config: Some(HostConfig {
             binds: Some(vec![format!("{volume}:{path}")]),
             network_mode: Some("none".to_string()),
@@ -534,7 +552,12 @@ async fn fill_volume(
         ..Default::default()
     };
     let created = within(
-        || format!("preparing the shared directory of runnable {for_whom} on {}", engine.endpoint),
+        || {
+            format!(
+                "preparing the shared directory of runnable {for_whom} on {}",
+                engine.endpoint
+            )
+        },
         CALL_TIMEOUT,
         engine.docker.create_container(
             Some(CreateContainerOptionsBuilder::default().name(&name).build()),
@@ -565,9 +588,9 @@ async fn wait_gone(engine: &DockerBackend, id: &str) {
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
         match engine.docker.inspect_container(id, None).await {
-            Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => {
-                return
-            }
+            Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 404, ..
+            }) => return,
             _ => tokio::time::sleep(Duration::from_millis(50)).await,
         }
     }
@@ -602,12 +625,24 @@ fn base64_encode(data: &[u8]) -> String {
     const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         out.push(TABLE[(n >> 18) as usize & 63] as char);
         out.push(TABLE[(n >> 12) as usize & 63] as char);
-        out.push(if chunk.len() > 1 { TABLE[(n >> 6) as usize & 63] as char } else { '=' });
-        out.push(if chunk.len() > 2 { TABLE[n as usize & 63] as char } else { '=' });
+        out.push(if chunk.len() > 1 {
+            TABLE[(n >> 6) as usize & 63] as char
+        } else {
+            '='
+        });
+        out.push(if chunk.len() > 2 {
+            TABLE[n as usize & 63] as char
+        } else {
+            '='
+        });
     }
     out
 }
@@ -649,10 +684,17 @@ mod tests {
         assert_eq!(ports[0].published_port, Some(18080));
         assert_eq!(ports[1].published_port, None);
         let task = service.task_template.expect("task");
-        let constraints = task.placement.and_then(|p| p.constraints).expect("constraints");
+        let constraints = task
+            .placement
+            .and_then(|p| p.constraints)
+            .expect("constraints");
         assert_eq!(
             constraints,
-            ["node.id==node-1", "node.platform.os==linux", "node.platform.arch==x86_64"]
+            [
+                "node.id==node-1",
+                "node.platform.os==linux",
+                "node.platform.arch==x86_64"
+            ]
         );
         assert_eq!(
             task.restart_policy.and_then(|r| r.condition),
@@ -672,7 +714,9 @@ mod tests {
         let err = unsupported(&privileged, "app").expect_err("refused");
         assert!(err.to_string().contains("privileged"), "{err}");
         let bind = ContainerSpec {
-            mounts: vec![crate::engine::Mount::same_path(std::path::Path::new("/tmp"))],
+            mounts: vec![crate::engine::Mount::same_path(std::path::Path::new(
+                "/tmp",
+            ))],
             ..Default::default()
         };
         assert!(unsupported(&bind, "app").is_err());
