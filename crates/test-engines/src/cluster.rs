@@ -71,7 +71,9 @@ impl Cluster {
 
     /// Forms a Docker Swarm of the engines: the first initialises it, advertising its node
     /// address, and the others join it as workers (through the `docker` CLI). The swarm lives
-    /// in the engines' data directories and goes with them.
+    /// in the engines' data directories and goes with them. Start the engines with
+    /// `default_route(false)`: a swarm node's agent tries to pull every task's image, which
+    /// with a default route waits seconds for registry lookups that cannot succeed here.
     pub fn init_swarm(&self) -> Result<(), Error> {
         let first = self.engines.first().ok_or_else(|| Error::State {
             node: "cluster".into(),

@@ -71,7 +71,8 @@ impl Builder {
     }
 
     /// Give the node a default route via the host side of its veth. Default: on. Without it,
-    /// anything off 10.250.N.0/24 (registries, DNS) fails at once with "network unreachable";
+    /// the node routes only to the other nodes (10.250.0.0/16) through the host, and anything
+    /// else (registries, DNS) fails at once with "network unreachable";
     /// with it, such traffic is forwarded to the host, where the main engine's FORWARD policy
     /// drops it, so pulls fail only after a timeout.
     pub fn default_route(mut self, on: bool) -> Self {
@@ -229,6 +230,18 @@ impl PrivateEngine {
         ip(&["-n", node, "link", "set", "eth0", "up"])?;
         if self.opts.default_route {
             ip(&["-n", node, "route", "add", "default", "via", &p.host_addr()])?;
+        } else {
+            // Only the other nodes (10.250.0.0/16), through the host: registry and DNS
+            // lookups then fail at once instead of timing out.
+            ip(&[
+                "-n",
+                node,
+                "route",
+                "add",
+                "10.250.0.0/16",
+                "via",
+                &p.host_addr(),
+            ])?;
         }
 
         let mut cfg = serde_json::Map::new();

@@ -11,7 +11,8 @@ use crate::common;
 /// A 3-node swarm for one test, torn down (engines stopped by pid, namespaces, veths,
 /// forwarding rules and data removed) when dropped, also when the test panics.
 fn swarm() -> Cluster {
-    let cluster = Cluster::start(3).unwrap_or_else(|e| {
+    let nodes = e2ekit_test_engines::PrivateEngine::builder().default_route(false);
+    let cluster = Cluster::start_with(3, nodes).unwrap_or_else(|e| {
         panic!(
             "the Swarm tests need 3 private dockerds (root, dockerd, nsenter, ip, iptables): {e}"
         )
@@ -62,7 +63,15 @@ async fn server(env: &Environment, name: &str) -> Result<Runnable> {
     std::fs::write(app.dir().join("index.html"), format!("I am {name}")).expect("page");
     app.init(
         StartOptions::new(image)
-            .command(Command::new("httpd").args(["-f", "-p", "80", "-h", &app_dir_of(env, name)]))
+            // A shell that ends on SIGTERM (httpd as PID 1 would ignore it, and every stop
+            // would wait for the kill).
+            .command(Command::new("sh").args([
+                "-c",
+                &format!(
+                    "trap 'exit 0' TERM; httpd -f -p 80 -h {} & wait",
+                    app_dir_of(env, name)
+                ),
+            ]))
             .readiness(HttpProbe::new("http", "/index.html")),
     )
 }
@@ -126,6 +135,7 @@ async fn runnables_spread_over_the_nodes_reach_each_other_and_the_test() -> Resu
     println!("partition healed {:?}", t.elapsed());
     // Stop, kill, restart.
     c.stop().await?;
+    println!("stopped {:?}", t.elapsed());
     assert!(!c.is_running());
     c.start().await?;
     c.wait_ready().await?;

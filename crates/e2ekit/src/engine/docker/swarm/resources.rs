@@ -188,7 +188,25 @@ impl SwarmBackend {
         let deadline = Instant::now() + NETWORK_RELEASE;
         loop {
             match self.manager.remove_network(name).await {
-                Ok(()) => return Ok(()),
+                // The swarm forgets it at once; the manager's engine lists it until its node
+                // let go of the network too.
+                Ok(()) => {
+                    while Instant::now() < deadline {
+                        let listed = self
+                            .manager
+                            .docker
+                            .inspect_network(
+                                name,
+                                None::<bollard::query_parameters::InspectNetworkOptions>,
+                            )
+                            .await;
+                        match listed {
+                            Ok(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                            Err(_) => break,
+                        }
+                    }
+                    return Ok(());
+                }
                 Err(e)
                     if Instant::now() < deadline
                         && crate::engine::docker::calls::engine_message(&e)

@@ -261,7 +261,7 @@ impl SwarmBackend {
         }
         for (node, container) in containers {
             let engine = self.node_engine(&node).await?;
-            wait_gone(&engine, &container).await;
+            remove_now(&engine, &container).await;
             lock(&self.placements).remove(&container);
         }
         Ok(())
@@ -582,19 +582,11 @@ async fn fill_volume(
     copied.and(removed)
 }
 
-/// Waits (bounded) until container `id` is gone from `engine`: the node's agent removes a
-/// removed service's containers on its own, shortly after.
-async fn wait_gone(engine: &DockerBackend, id: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        match engine.docker.inspect_container(id, None).await {
-            Err(bollard::errors::Error::DockerResponseServerError {
-                status_code: 404, ..
-            }) => return,
-            _ => tokio::time::sleep(Duration::from_millis(50)).await,
-        }
-    }
-    // Still there: remove it ourselves (the agent would have by now).
+/// Removes a removed service's container from its node now: the node's agent would too,
+/// but only when it gets round to it (seconds to tens of seconds for an exited task), and
+/// the overlay network cannot go before its endpoints do. Racing the agent is fine: the
+/// removal waits for one in progress and takes "gone" for done.
+async fn remove_now(engine: &DockerBackend, id: &str) {
     let _ = engine.remove(id).await;
 }
 
