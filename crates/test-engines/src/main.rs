@@ -6,13 +6,18 @@ const USAGE: &str = "usage: e2ekit-test-engines <command>
 
 commands:
   ls     list private engines (live and stale)
-  reap   tear down every private engine whose owning process is gone";
+  reap   tear down every private engine whose owning process is gone
+  swarm N -- COMMAND [ARGS]
+         start N private engines, form a Docker Swarm of them, run COMMAND with
+         E2EKIT_ENGINE=swarm and DOCKER_HOST=<the manager>, then tear the swarm down
+         (also when COMMAND fails); exits with COMMAND's status";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let result = match args.first().map(String::as_str) {
         Some("ls") => ls(),
         Some("reap") => reap(),
+        Some("swarm") => return swarm(&args[1..]),
         // Hidden: start an engine, print "INDEX DOCKER_HOST", then wait to be killed. The
         // crate's tests SIGKILL it to produce a stale engine.
         Some("hold") => hold(args.iter().any(|a| a == "--tcp")),
@@ -87,4 +92,53 @@ fn hold(tcp: bool) -> Result<(), e2ekit_test_engines::Error> {
     let _ = std::io::stdin().read_line(&mut buf);
     drop(engine);
     Ok(())
+}
+
+/// `swarm N -- COMMAND...`: runs COMMAND against a fresh N-node swarm, then removes it.
+fn swarm(args: &[String]) -> ExitCode {
+    let n: usize = match args.first().and_then(|n| n.parse().ok()) {
+        Some(n) if n > 0 => n,
+        _ => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let command: Vec<&String> = args.iter().skip(1).skip_while(|a| *a == "--").collect();
+    let Some((program, rest)) = command.split_first() else {
+        eprintln!("{USAGE}");
+        return ExitCode::from(2);
+    };
+    // Nodes route only to each other: an agent's pull attempts then fail at once.
+    let nodes = e2ekit_test_engines::PrivateEngine::builder().default_route(false);
+    let cluster = match e2ekit_test_engines::Cluster::start_with(n, nodes)
+        .and_then(|c| c.init_swarm().map(|()| c))
+    {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: starting the swarm: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let manager = cluster.engines()[0].tcp_host().unwrap_or_default();
+    println!("e2ekit-test-engines: a {n}-node swarm is up, manager {manager}");
+    let status = std::process::Command::new(program)
+        .args(rest)
+        .env("E2EKIT_ENGINE", "swarm")
+        .env("DOCKER_HOST", &manager)
+        .status();
+    let teardown = cluster.stop();
+    if let Err(e) = &teardown {
+        eprintln!("error: tearing the swarm down: {e}");
+    }
+    match status {
+        Ok(s) if s.success() && teardown.is_ok() => ExitCode::SUCCESS,
+        Ok(s) => {
+            eprintln!("e2ekit-test-engines: {} ended with {s}", program);
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("error: running {program}: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }
