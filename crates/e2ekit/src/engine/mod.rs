@@ -54,9 +54,17 @@ pub(crate) use lines::{LineSplitter, LogLine};
 ///
 /// Today that is a Docker engine (or anything speaking its API, such as Podman's socket),
 /// local or remote. The default finds the engine as [`Engine::docker`] describes.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Engine {
     kind: EngineKind,
+}
+
+impl Default for Engine {
+    /// [`Engine::docker`]: `E2EKIT_ENGINE` and `DOCKER_HOST` are read here, so an
+    /// environment built without naming an engine follows them too.
+    fn default() -> Self {
+        Self::docker()
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -99,7 +107,9 @@ impl Engine {
                     node_port: docker::swarm::DEFAULT_NODE_PORT,
                 },
             },
-            _ => Self::default(),
+            _ => Self {
+                kind: EngineKind::DockerDefault,
+            },
         }
     }
 

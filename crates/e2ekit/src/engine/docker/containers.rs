@@ -69,8 +69,13 @@ impl DockerBackend {
         for_whom: &str,
         bind_ip: &str,
     ) -> Result<StartedContainer> {
-        let body = container_body(spec, bind_ip);
+        let mut body = container_body(spec, bind_ip);
         self.create_volumes(spec, for_whom).await?;
+        if let Some(shared) = self.shared_dir_volume(spec, for_whom).await? {
+            if let Some(binds) = body.host_config.as_mut().and_then(|h| h.binds.as_mut()) {
+                binds.push(shared);
+            }
+        }
         let create = || {
             let mut opts = CreateContainerOptionsBuilder::default().name(&spec.name);
             if let Some(platform) = &spec.platform {
@@ -100,10 +105,8 @@ impl DockerBackend {
             other => other?,
         };
         let id = created.id;
-        let shared = spec.shared_dir.iter().flat_map(|(_, entries)| entries);
-        let files: Vec<_> = shared.chain(&spec.files).cloned().collect();
-        if !files.is_empty() {
-            if let Err(e) = self.copy_in(&id, for_whom, &files).await {
+        if !spec.files.is_empty() {
+            if let Err(e) = self.copy_in(&id, for_whom, &spec.files).await {
                 let _ = self.remove(&id).await;
                 return Err(e);
             }
@@ -119,6 +122,30 @@ impl DockerBackend {
             return Err(port_taken(e, spec, for_whom));
         }
         self.inspect(&id, spec.network.as_deref(), for_whom).await
+    }
+
+    /// On an engine that cannot mount this host's files: the shared directory's copy, in a
+    /// volume of its own (`<container>-shared`, labelled as the environment's, so it goes
+    /// with it), filled before the container starts; the bind that mounts it at the shared
+    /// directory's path. A volume rather than a copy into the container: it stays writable
+    /// under a read-only root filesystem, and a restarted runnable finds its files again, as
+    /// it would in a mounted directory.
+    async fn shared_dir_volume(
+        &self,
+        spec: &ContainerSpec,
+        for_whom: &str,
+    ) -> Result<Option<String>> {
+        let Some((path, entries)) = &spec.shared_dir else {
+            return Ok(None);
+        };
+        let volume = format!("{}-shared", spec.name);
+        let mut labels: HashMap<String, String> = spec.labels.clone().into_iter().collect();
+        labels.remove(crate::host::labels::RUNNABLE);
+        self.create_labelled_volume(&volume, &labels, for_whom)
+            .await?;
+        self.fill_volume(&spec.image, &volume, path, entries, &labels, for_whom)
+            .await?;
+        Ok(Some(format!("{volume}:{path}")))
     }
 
     /// Creates the spec's volumes that do not exist yet, labelled as the environment's.

@@ -1,15 +1,18 @@
 //! Files in and out of containers (Docker's archive endpoint speaks tar both ways), and a
 //! container's whole output so far.
 
+use std::collections::HashMap;
 use std::io::Read;
 
 use bollard::container::LogOutput;
+use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
-    DownloadFromContainerOptionsBuilder, LogsOptionsBuilder, UploadToContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, DownloadFromContainerOptionsBuilder, LogsOptionsBuilder,
+    UploadToContainerOptionsBuilder,
 };
 use futures_util::StreamExt;
 
-use super::calls::{engine_message, is_not_found, within, CALL_TIMEOUT};
+use super::calls::{engine_message, is_not_found, status_code, within, CALL_TIMEOUT};
 use super::DockerBackend;
 use crate::engine::{EntryKind, FileEntry, Output};
 use crate::error::{Error, Result};
@@ -143,6 +146,90 @@ impl DockerBackend {
             stdout: String::from_utf8_lossy(&stdout).into_owned(),
             stderr: String::from_utf8_lossy(&stderr).into_owned(),
         })
+    }
+}
+
+impl DockerBackend {
+    pub(in crate::engine::docker) async fn create_labelled_volume(
+        &self,
+        name: &str,
+        labels: &HashMap<String, String>,
+        for_whom: &str,
+    ) -> Result<()> {
+        within(
+            || {
+                format!(
+                    "creating volume {name} on {} for runnable {for_whom}",
+                    self.endpoint
+                )
+            },
+            CALL_TIMEOUT,
+            self.docker
+                .create_volume(bollard::models::VolumeCreateRequest {
+                    name: Some(name.to_string()),
+                    labels: Some(labels.clone()),
+                    ..Default::default()
+                }),
+        )
+        .await
+        .map(drop)
+    }
+
+    /// Writes `entries` into `volume` through a container that is created, never started,
+    /// with the volume mounted at `path` (an archive upload lands in the volume). The
+    /// container carries `labels` (the environment's), so a sweep finds it should this
+    /// process die before it removes it.
+    pub(in crate::engine::docker) async fn fill_volume(
+        &self,
+        image: &str,
+        volume: &str,
+        path: &str,
+        entries: &[FileEntry],
+        labels: &HashMap<String, String>,
+        for_whom: &str,
+    ) -> Result<()> {
+        let name = format!("{volume}-fill");
+        let body = ContainerCreateBody {
+            image: Some(image.to_string()),
+            // Never started; a command only makes images without one acceptable.
+            entrypoint: Some(vec!["/e2ekit-never-started".to_string()]),
+            labels: Some(labels.clone()),
+            host_config: Some(HostConfig {
+                binds: Some(vec![format!("{volume}:{path}")]),
+                network_mode: Some("none".to_string()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let created = within(
+            || {
+                format!(
+                    "preparing the shared directory of runnable {for_whom} on {}",
+                    self.endpoint
+                )
+            },
+            CALL_TIMEOUT,
+            self.docker.create_container(
+                Some(CreateContainerOptionsBuilder::default().name(&name).build()),
+                body,
+            ),
+        )
+        .await;
+        let id = match created {
+            Ok(c) => c.id,
+            Err(e) if status_code(&e) == Some(409) => {
+                let _ = self.remove(&name).await;
+                return Err(Error::Unexpected(format!(
+                    "a container {name} was in the way on {}; it was removed, start again ({})",
+                    self.endpoint,
+                    engine_message(&e)
+                )));
+            }
+            Err(e) => return Err(e),
+        };
+        let copied = self.copy_in(&id, for_whom, entries).await;
+        let removed = self.remove(&id).await;
+        copied.and(removed)
     }
 }
 

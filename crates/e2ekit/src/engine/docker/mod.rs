@@ -369,6 +369,22 @@ async fn resolve(host: &str) -> std::io::Result<IpAddr> {
         .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::NotFound, "no address"))
 }
 
+/// This host's address on the route towards `peer` (no packet is sent: connecting a UDP
+/// socket only picks the route); `peer` itself when no route says.
+pub(super) fn own_address_towards(peer: IpAddr) -> IpAddr {
+    let probe = || -> std::io::Result<IpAddr> {
+        let bind = if peer.is_ipv4() {
+            "0.0.0.0:0"
+        } else {
+            "[::]:0"
+        };
+        let socket = std::net::UdpSocket::bind(bind)?;
+        socket.connect((peer, 9))?;
+        Ok(socket.local_addr()?.ip())
+    };
+    probe().unwrap_or(peer)
+}
+
 /// Docker's built-in networks, which an environment's network cannot be named.
 const RESERVED_NETWORKS: &[&str] = &["bridge", "host", "none"];
 
@@ -394,6 +410,11 @@ impl Backend for DockerBackend {
         // Docker Desktop (macOS, Windows) runs containers in a VM whose gateway is not the host.
         if cfg!(any(target_os = "macos", target_os = "windows")) {
             return "host.docker.internal".to_string();
+        }
+        // A remote engine's gateway is its own host, not this one: containers reach this
+        // host at the address it reaches the engine from (routes permitting).
+        if !self.local {
+            return own_address_towards(self.publish_ip).to_string();
         }
         match network.gateway {
             Some(ip) => ip.to_string(),

@@ -129,7 +129,7 @@ impl SwarmBackend {
             Ok(_) => {}
             Err(e) => return Err(not_a_manager(super::calls::engine_message(&e).to_string())),
         }
-        let host_ip = own_address_towards(manager.publish_ip).await;
+        let host_ip = super::own_address_towards(manager.publish_ip);
         Ok(Self {
             manager,
             node_port,
@@ -188,22 +188,6 @@ impl SwarmBackend {
             .flatten(),
         )
     }
-}
-
-/// This host's address on the route towards `peer` (no packet is sent: connecting a UDP
-/// socket only picks the route); loopback when the peer is this host.
-async fn own_address_towards(peer: IpAddr) -> IpAddr {
-    let probe = || -> std::io::Result<IpAddr> {
-        let bind = if peer.is_ipv4() {
-            "0.0.0.0:0"
-        } else {
-            "[::]:0"
-        };
-        let socket = std::net::UdpSocket::bind(bind)?;
-        socket.connect((peer, 9))?;
-        Ok(socket.local_addr()?.ip())
-    };
-    probe().unwrap_or(peer)
 }
 
 #[async_trait::async_trait]

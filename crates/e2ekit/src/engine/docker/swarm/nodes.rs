@@ -60,9 +60,20 @@ impl SwarmBackend {
         Ok(ready)
     }
 
-    /// The next node in turn: runnables of a scenario spread over the nodes.
-    pub(super) async fn pick_node(&self) -> Result<ReadyNode> {
+    /// The node for a task that mounts `volumes`: the one that has the first of them already
+    /// (an environment's volume lives on one node, and runnables naming it share it there),
+    /// else the next node in turn, so the runnables of a scenario spread over the nodes.
+    pub(super) async fn pick_node(&self, volumes: &[String]) -> Result<ReadyNode> {
         let nodes = self.ready_nodes().await?;
+        for volume in volumes {
+            for node in &nodes {
+                let engine = self.node_engine(&node.id).await?;
+                let found = engine.docker.inspect_volume(volume).await.is_ok();
+                if found {
+                    return Ok(node.clone());
+                }
+            }
+        }
         let turn = self.next_node.fetch_add(1, Ordering::Relaxed);
         Ok(nodes[turn % nodes.len()].clone())
     }

@@ -5,22 +5,18 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use bollard::models::{
-    ConfigSpec, ContainerCreateBody, EndpointPortConfig, EndpointPortConfigPublishModeEnum,
-    EndpointSpec, EndpointSpecModeEnum, HostConfig, Limit, Mount, MountTmpfsOptions, MountType,
-    NetworkAttachmentConfig, ResourcesUlimits, ServiceSpec, ServiceSpecMode,
-    ServiceSpecModeReplicated, TaskSpec, TaskSpecContainerSpec, TaskSpecContainerSpecConfigs,
-    TaskSpecContainerSpecFile1, TaskSpecPlacement, TaskSpecResources, TaskSpecRestartPolicy,
+    ConfigSpec, EndpointPortConfig, EndpointPortConfigPublishModeEnum, EndpointSpec,
+    EndpointSpecModeEnum, Limit, Mount, MountTmpfsOptions, MountType, NetworkAttachmentConfig,
+    ResourcesUlimits, ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated, TaskSpec,
+    TaskSpecContainerSpec, TaskSpecContainerSpecConfigs, TaskSpecContainerSpecFile1,
+    TaskSpecPlacement, TaskSpecResources, TaskSpecRestartPolicy,
     TaskSpecRestartPolicyConditionEnum, TaskState,
 };
-use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, ListConfigsOptionsBuilder, ListTasksOptionsBuilder,
-};
+use bollard::query_parameters::{ListConfigsOptionsBuilder, ListTasksOptionsBuilder};
 
 use super::nodes::is_final;
 use super::SwarmBackend;
-use crate::engine::docker::calls::{
-    engine_message, is_not_found, status_code, within, CALL_TIMEOUT,
-};
+use crate::engine::docker::calls::{is_not_found, within, CALL_TIMEOUT};
 use crate::engine::docker::DockerBackend;
 use crate::engine::{ContainerSpec, EntryKind, ExitStatus, FileEntry, StartedContainer};
 use crate::error::{Error, Result};
@@ -41,7 +37,8 @@ impl SwarmBackend {
         for_whom: &str,
     ) -> Result<StartedContainer> {
         unsupported(spec, for_whom)?;
-        let node = self.pick_node().await?;
+        let volumes: Vec<String> = spec.volumes.iter().map(|v| v.name.clone()).collect();
+        let node = self.pick_node(&volumes).await?;
         let engine = self.node_engine(&node.id).await?;
         // A service of that name left by an earlier run of this runnable: replace it.
         if self.service_exists(&spec.name).await? {
@@ -153,7 +150,9 @@ impl SwarmBackend {
         volume_labels.remove(labels::RUNNABLE);
         let mut mounts = Vec::new();
         for v in &spec.volumes {
-            create_volume(engine, &v.name, &volume_labels, for_whom).await?;
+            engine
+                .create_labelled_volume(&v.name, &volume_labels, for_whom)
+                .await?;
             mounts.push(Mount {
                 target: Some(v.target.clone()),
                 source: Some(v.name.clone()),
@@ -166,8 +165,12 @@ impl SwarmBackend {
             let volume = format!("{}-shared", spec.name);
             let mut labels = volume_labels.clone();
             labels.insert(SERVICE_LABEL.to_string(), spec.name.clone());
-            create_volume(engine, &volume, &labels, for_whom).await?;
-            fill_volume(engine, &spec.image, &volume, path, entries, for_whom).await?;
+            engine
+                .create_labelled_volume(&volume, &labels, for_whom)
+                .await?;
+            engine
+                .fill_volume(&spec.image, &volume, path, entries, &labels, for_whom)
+                .await?;
             mounts.push(Mount {
                 target: Some(path.clone()),
                 source: Some(volume),
@@ -497,89 +500,6 @@ fn tmpfs(path: &str, size: Option<i64>) -> Mount {
         }),
         ..Default::default()
     }
-}
-
-async fn create_volume(
-    engine: &DockerBackend,
-    name: &str,
-    labels: &HashMap<String, String>,
-    for_whom: &str,
-) -> Result<()> {
-    within(
-        || {
-            format!(
-                "creating volume {name} on {} for runnable {for_whom}",
-                engine.endpoint
-            )
-        },
-        CALL_TIMEOUT,
-        engine
-            .docker
-            .create_volume(bollard::models::VolumeCreateRequest {
-                name: Some(name.to_string()),
-                labels: Some(labels.clone()),
-                ..Default::default()
-            }),
-    )
-    .await
-    .map(drop)
-}
-
-/// Writes `entries` into `volume` on `engine` through a container that is created, never
-/// started, with the volume mounted at `path` (an archive upload lands in the volume).
-async fn fill_volume(
-    engine: &DockerBackend,
-    image: &str,
-    volume: &str,
-    path: &str,
-    entries: &[FileEntry],
-    for_whom: &str,
-) -> Result<()> {
-    let name = format!("{volume}-fill");
-    let body = ContainerCreateBody {
-        image: Some(image.to_string()),
-        // Never started; a command only makes images without one acceptable.
-        entrypoint: Some(vec!["/e2ekit-never-started".to_string()]),
-        labels: Some(HashMap::from([(
-            labels::ENV.to_string(),
-            volume.to_string(),
-        )])),
-        host_config: Some(HostConfig {
-            binds: Some(vec![format!("{volume}:{path}")]),
-            network_mode: Some("none".to_string()),
-            ..Default::default()
-        }),
-        ..Default::default()
-    };
-    let created = within(
-        || {
-            format!(
-                "preparing the shared directory of runnable {for_whom} on {}",
-                engine.endpoint
-            )
-        },
-        CALL_TIMEOUT,
-        engine.docker.create_container(
-            Some(CreateContainerOptionsBuilder::default().name(&name).build()),
-            body,
-        ),
-    )
-    .await;
-    let id = match created {
-        Ok(c) => c.id,
-        Err(e) if status_code(&e) == Some(409) => {
-            let _ = engine.remove(&name).await;
-            return Err(Error::Unexpected(format!(
-                "a container {name} was in the way on {}; it was removed, start again ({})",
-                engine.endpoint,
-                engine_message(&e)
-            )));
-        }
-        Err(e) => return Err(e),
-    };
-    let copied = engine.copy_in(&id, for_whom, entries).await;
-    let removed = engine.remove(&id).await;
-    copied.and(removed)
 }
 
 /// Removes a removed service's container from its node now: the node's agent would too,
