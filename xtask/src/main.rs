@@ -65,7 +65,7 @@ const NODE_EXPORTER: Need = Need {
 const REGISTRY: Need = Need {
     path: "/usr/bin/docker-registry",
     package: "docker-registry",
-    why: "the catalog's registry test (push, then pull back)",
+    why: "the catalog's registry tests (push, pull back; htpasswd auth)",
     service: Some("docker-registry"),
 };
 const POSTGRES: Need = Need {
@@ -127,6 +127,12 @@ const MYSQLD_EXPORTER: Need = Need {
     package: "prometheus-mysqld-exporter",
     why: "the MariaDB exporter sidecar test",
     service: Some("prometheus-mysqld-exporter"),
+};
+const HTPASSWD: Need = Need {
+    path: "/usr/bin/htpasswd",
+    package: "apache2-utils",
+    why: "htpasswd lines for the registry-with-credentials test",
+    service: None,
 };
 const FONT: Need = Need {
     path: "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
@@ -192,6 +198,7 @@ fn test(args: &[String]) -> Result<(), String> {
         REDIS_EXPORTER,
         POSTGRES_EXPORTER,
         MYSQLD_EXPORTER,
+        HTPASSWD,
         FONT,
     ])?;
     let mut command = Command::new(cargo());
