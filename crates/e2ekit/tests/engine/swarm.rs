@@ -326,3 +326,37 @@ async fn a_failing_task_fails_fast_with_its_exit_code_and_output() -> Result<()>
     tokio::task::block_in_place(|| cluster.stop()).expect("tearing the swarm down");
     Ok(())
 }
+
+/// The README's scenario, unchanged, on the swarm: only `E2EKIT_ENGINE=swarm` and
+/// `DOCKER_HOST` (the manager) differ, in a child copy of this test binary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readme_scenario_runs_unchanged_with_e2ekit_engine_swarm() -> Result<()> {
+    let cluster = tokio::task::block_in_place(swarm);
+    let manager = manager(&cluster);
+    let output = tokio::task::block_in_place(|| {
+        common::run_child_test(
+            "readme::two_services_talk",
+            &[
+                ("E2EKIT_ENGINE", "swarm"),
+                ("DOCKER_HOST", manager.as_str()),
+            ],
+        )
+    });
+    assert!(output.contains("test result: ok. 1 passed"), "{output}");
+    assert!(
+        output.contains("frontend: ready"),
+        "the scenario ran: {output}"
+    );
+    // It ran on the swarm (its services' containers were on the nodes) and left nothing.
+    assert_eq!(
+        containers_on_nodes(&cluster, "engine-readme-two-services-talk"),
+        0
+    );
+    let services = std::process::Command::new("docker")
+        .args(["-H", &manager, "service", "ls", "-q"])
+        .output()
+        .expect("docker service ls");
+    assert!(services.stdout.is_empty(), "services left on the swarm");
+    tokio::task::block_in_place(|| cluster.stop()).expect("tearing the swarm down");
+    Ok(())
+}

@@ -1,0 +1,439 @@
+//! Bring-up and teardown of 8 services on a Docker Swarm: e2ekit's Swarm engine against raw
+//! Swarm API calls on the same 3-node swarm, with e2ekit on the local Docker engine alongside.
+//!
+//! The swarm is real: three private `dockerd`s in their own network namespaces
+//! (`e2ekit-test-engines`), formed into a swarm at start and torn down at the end. Each round
+//! runs the same workload three ways:
+//!
+//! 1. **e2ekit on the swarm**: `Environment::builder().engine(Engine::swarm(manager)).build()`
+//!    (timed as "build"), 8 runnables started with `start_and_wait_ready` (timed as "starts"),
+//!    then `env.close()` (teardown);
+//! 2. **e2ekit on the local Docker engine**: the same with the default engine;
+//! 3. **raw Swarm API** (`bollard` against the same manager, the least a hand-written harness
+//!    does for the same result): an attachable overlay network ("build"), 8 services created
+//!    concurrently (one replica, restart condition none, one `node.id==X` constraint per
+//!    service round robin over the nodes as e2ekit places them, DNS round robin) and one
+//!    task listing every 10 ms until all 8 tasks run ("starts"); teardown removes the
+//!    services, force-removes their containers on their nodes (as e2ekit does: a node's
+//!    agent removes them only when it gets round to it), removes the network (retrying while
+//!    the nodes still hold endpoints) and waits until the manager's engine no longer lists
+//!    it and no node lists a container of the round.
+//!
+//! The workload: a static busybox image built from `/bin/busybox` with `HostImage`, running
+//! `sh -c "trap 'exit 0' TERM; sleep 3600 & wait"` (a bare `sleep` as PID 1 ignores SIGTERM,
+//! so every graceful stop would wait for the kill), no published port, no readiness probe:
+//! a runnable is ready when its container runs. One unmeasured warm-up round goes first; its
+//! e2ekit swarm run also streams the image from the manager into the nodes, so the raw runs
+//! find it there.
+//!
+//! Run (as root, with `dockerd`, `ip`, `iptables`, `nsenter`): `cargo bench -p e2ekit --bench
+//! swarm` (rounds: `E2EKIT_BENCH_ROUNDS`, default 5). Everything a run creates carries
+//! `e2ekit.env=bench-swarm-…` and is removed after every run (also after a failed or panicking
+//! one) and on Ctrl-C; the swarm itself goes at the end.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use bollard::models::{
+    EndpointSpec, EndpointSpecModeEnum, NetworkAttachmentConfig, NetworkCreateRequest,
+    NodeState, ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated, TaskSpec,
+    TaskSpecContainerSpec, TaskSpecPlacement, TaskSpecRestartPolicy,
+    TaskSpecRestartPolicyConditionEnum, TaskState,
+};
+use bollard::query_parameters::{
+    ListContainersOptionsBuilder, ListTasksOptionsBuilder, RemoveContainerOptionsBuilder,
+};
+use bollard::Docker;
+use e2ekit::labels::{owner, ENV, OWNER};
+use e2ekit::prelude::*;
+use e2ekit_test_engines::{Cluster, PrivateEngine};
+use futures_util::future::{join_all, try_join_all};
+
+#[allow(dead_code)] // uses a subset
+mod common;
+use common::{median, min_max, ms, BoxError, Res};
+
+/// Services per scenario.
+const N: usize = 8;
+/// Nodes of the test swarm.
+const NODES: usize = 3;
+/// Prefix of every environment name this benchmark creates.
+const PREFIX: &str = "bench-swarm";
+/// Pause of the raw harness between two task listings.
+const RAW_POLL: Duration = Duration::from_millis(10);
+/// Give up on a run's bring-up or teardown step after this long.
+const DEADLINE: Duration = Duration::from_secs(120);
+/// Idle time between two measured runs, so one's cleanup does not slow the next.
+const SETTLE: Duration = Duration::from_millis(500);
+
+/// The service's command: sleeps, and ends at once on SIGTERM.
+fn workload() -> Vec<String> {
+    ["sh", "-c", "trap 'exit 0' TERM; sleep 3600 & wait"]
+        .map(String::from)
+        .to_vec()
+}
+
+/// What one run measured.
+#[derive(Debug, Clone, Default)]
+struct Sample {
+    /// Environment built / network created.
+    build: Duration,
+    /// From the first start until all 8 run (ready).
+    starts: Duration,
+    /// Per service, when its start returned (e2ekit) or its task was seen running (raw),
+    /// after the first start.
+    started: Vec<Duration>,
+    /// `close()` / removal of everything until gone.
+    teardown: Duration,
+}
+
+impl Sample {
+    fn bring_up(&self) -> Duration {
+        self.build + self.starts
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// e2ekit (swarm or local engine)
+
+async fn e2ekit_run(engine: Engine, env_name: String, image: String) -> Res<Sample> {
+    let t0 = Instant::now();
+    let env = Environment::builder()
+        .name(&env_name)
+        .engine(engine)
+        .build()
+        .await?;
+    let build = t0.elapsed();
+    let result = e2ekit_starts(&env, &image).await;
+    let t2 = Instant::now();
+    env.close().await;
+    let teardown = t2.elapsed();
+    let (starts, started) = result?;
+    Ok(Sample {
+        build,
+        starts,
+        started,
+        teardown,
+    })
+}
+
+/// Defines the 8 runnables and does what `start_and_wait_ready` does (a concurrent `start`
+/// then `wait_ready` per runnable, first error wins), noting when each start returned.
+async fn e2ekit_starts(env: &Environment, image: &str) -> Res<(Duration, Vec<Duration>)> {
+    let runnables = (0..N)
+        .map(|i| {
+            env.runnable(format!("svc{i}"))
+                .init(StartOptions::new(image).command(Command::new("sh").args(&workload()[1..])))
+        })
+        .collect::<e2ekit::Result<Vec<Runnable>>>()?;
+    let t1 = Instant::now();
+    let started = try_join_all(runnables.iter().map(|r| async move {
+        r.start().await?;
+        let started = t1.elapsed();
+        r.wait_ready().await?;
+        Ok::<_, e2ekit::Error>(started)
+    }))
+    .await?;
+    Ok((t1.elapsed(), started))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw Swarm API
+
+/// The manager and a connection to every node's engine, made once (outside the timings).
+struct Raw {
+    manager: Docker,
+    /// (node id, its engine), in node id order (e2ekit's round-robin order too).
+    nodes: Vec<(String, Docker)>,
+}
+
+async fn connect_tcp(endpoint: &str) -> Res<Docker> {
+    let docker = Docker::connect_with_http(endpoint, 120, bollard::API_DEFAULT_VERSION)?
+        .negotiate_version()
+        .await
+        .map_err(|e| format!("{endpoint}: {e}"))?;
+    Ok(docker)
+}
+
+impl Raw {
+    async fn connect(manager: &str) -> Res<Raw> {
+        let docker = connect_tcp(manager).await?;
+        let mut nodes = Vec::new();
+        for node in docker.list_nodes(None).await? {
+            let status = node.status.unwrap_or_default();
+            if status.state != Some(NodeState::READY) {
+                continue;
+            }
+            let (Some(id), Some(addr)) = (node.id, status.addr) else {
+                continue;
+            };
+            nodes.push((id, connect_tcp(&format!("tcp://{addr}:2375")).await?));
+        }
+        nodes.sort_by(|a, b| a.0.cmp(&b.0));
+        if nodes.len() != NODES {
+            return Err(format!("the swarm has {} ready nodes, not {NODES}", nodes.len()).into());
+        }
+        Ok(Raw {
+            manager: docker,
+            nodes,
+        })
+    }
+}
+
+/// The labels e2ekit puts on its own resources. The owner label matters: any e2ekit
+/// environment build removes labelled environments without a live owner, which would
+/// otherwise take the raw run's services in the middle of a round.
+fn env_labels(env_name: &str) -> HashMap<String, String> {
+    HashMap::from([
+        (ENV.to_string(), env_name.to_string()),
+        (OWNER.to_string(), owner().to_string()),
+    ])
+}
+
+fn raw_service(env_name: &str, i: usize, node: &str, image: &str) -> ServiceSpec {
+    let labels = env_labels(env_name);
+    ServiceSpec {
+        name: Some(format!("{env_name}-svc{i}")),
+        labels: Some(labels.clone()),
+        task_template: Some(TaskSpec {
+            container_spec: Some(TaskSpecContainerSpec {
+                image: Some(image.to_string()),
+                labels: Some(labels),
+                command: Some(workload()),
+                ..Default::default()
+            }),
+            restart_policy: Some(TaskSpecRestartPolicy {
+                condition: Some(TaskSpecRestartPolicyConditionEnum::NONE),
+                ..Default::default()
+            }),
+            placement: Some(TaskSpecPlacement {
+                constraints: Some(vec![format!("node.id=={node}")]),
+                ..Default::default()
+            }),
+            networks: Some(vec![NetworkAttachmentConfig {
+                target: Some(env_name.to_string()),
+                aliases: Some(vec![format!("svc{i}")]),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+        mode: Some(ServiceSpecMode {
+            replicated: Some(ServiceSpecModeReplicated { replicas: Some(1) }),
+            ..Default::default()
+        }),
+        endpoint_spec: Some(EndpointSpec {
+            mode: Some(EndpointSpecModeEnum::DNSRR),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// A running task: its service (id), node and container.
+struct Task {
+    service: String,
+    node: String,
+    container: String,
+}
+
+async fn raw_run(raw: &Raw, env_name: String, image: String) -> Res<Sample> {
+    let t0 = Instant::now();
+    raw.manager
+        .create_network(NetworkCreateRequest {
+            name: env_name.clone(),
+            driver: Some("overlay".to_string()),
+            attachable: Some(true),
+            labels: Some(env_labels(&env_name)),
+            ..Default::default()
+        })
+        .await?;
+    let build = t0.elapsed();
+    let t1 = Instant::now();
+    let mut tasks = Vec::new();
+    let result = raw_starts(raw, &env_name, &image, t1, &mut tasks).await;
+    let starts = t1.elapsed();
+    let t2 = Instant::now();
+    let removed = raw_teardown(raw, &env_name, &tasks).await;
+    let teardown = t2.elapsed();
+    let started = result?;
+    removed?;
+    Ok(Sample {
+        build,
+        starts,
+        started,
+        teardown,
+    })
+}
+
+/// Creates the services concurrently and lists their tasks until all run; `tasks` gets every
+/// running task seen (also on failure, for the teardown).
+async fn raw_starts(
+    raw: &Raw,
+    env_name: &str,
+    image: &str,
+    t1: Instant,
+    tasks: &mut Vec<Task>,
+) -> Res<Vec<Duration>> {
+    let created = join_all((0..N).map(|i| {
+        let node = &raw.nodes[i % raw.nodes.len()].0;
+        raw.manager
+            .create_service(raw_service(env_name, i, node, image), None)
+    }))
+    .await;
+    let mut ids = Vec::new();
+    for c in created {
+        ids.push(c?.id.ok_or("a created service without an id")?);
+    }
+    let filters = HashMap::from([("service".to_string(), ids)]);
+    let mut started = Vec::new();
+    loop {
+        let listed = raw
+            .manager
+            .list_tasks(Some(
+                ListTasksOptionsBuilder::default().filters(&filters).build(),
+            ))
+            .await?;
+        for t in listed {
+            let status = t.status.unwrap_or_default();
+            let state = status.state.unwrap_or(TaskState::NEW);
+            let container = status
+                .container_status
+                .and_then(|c| c.container_id)
+                .filter(|c| !c.is_empty());
+            match (state, container, t.node_id, t.service_id) {
+                (TaskState::RUNNING, Some(container), Some(node), Some(service)) => {
+                    if !tasks.iter().any(|t| t.service == service) {
+                        tasks.push(Task {
+                            service,
+                            node,
+                            container,
+                        });
+                        started.push(t1.elapsed());
+                    }
+                }
+                (
+                    TaskState::FAILED
+                    | TaskState::REJECTED
+                    | TaskState::COMPLETE
+                    | TaskState::SHUTDOWN
+                    | TaskState::ORPHANED,
+                    ..,
+                ) => {
+                    return Err(format!(
+                        "a task of {env_name} ended in state {state:?}: {}",
+                        status.err.or(status.message).unwrap_or_default()
+                    )
+                    .into())
+                }
+                _ => {}
+            }
+        }
+        if tasks.len() == N {
+            return Ok(started);
+        }
+        if t1.elapsed() > DEADLINE {
+            return Err(format!("{env_name}: tasks not all running after {DEADLINE:?}").into());
+        }
+        tokio::time::sleep(RAW_POLL).await;
+    }
+}
+
+fn is_404(e: &bollard::errors::Error) -> bool {
+    matches!(
+        e,
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404,
+            ..
+        }
+    )
+}
+
+/// Removes the services, each one's container at once on its node, then the network, and
+/// waits until the manager's engine and the nodes hold nothing of the run.
+async fn raw_teardown(raw: &Raw, env_name: &str, tasks: &[Task]) -> Res<()> {
+    let force = RemoveContainerOptionsBuilder::default()
+        .force(true)
+        .v(true)
+        .build();
+    // By name: also the services whose task never ran.
+    let removals = join_all((0..N).map(|i| {
+        let name = format!("{env_name}-svc{i}");
+        let force = force.clone();
+        async move {
+            let id = match raw.manager.inspect_service(&name, None).await {
+                Ok(s) => s.id.unwrap_or_default(),
+                Err(e) if is_404(&e) => return Ok(()),
+                Err(e) => return Err(BoxError::from(e)),
+            };
+            match raw.manager.delete_service(&id).await {
+                Err(e) if !is_404(&e) => return Err(e.into()),
+                _ => {}
+            }
+            for t in tasks.iter().filter(|t| t.service == id) {
+                let Some((_, engine)) = raw.nodes.iter().find(|(n, _)| *n == t.node) else {
+                    continue;
+                };
+                match engine
+                    .remove_container(&t.container, Some(force.clone()))
+                    .await
+                {
+                    Err(e) if !is_404(&e) => return Err(e.into()),
+                    _ => {}
+                }
+            }
+            Ok(())
+        }
+    }))
+    .await;
+    for r in removals {
+        r?;
+    }
+    let deadline = Instant::now() + DEADLINE;
+    // The swarm refuses while a node still holds an endpoint of a removed task.
+    loop {
+        match raw.manager.remove_network(env_name).await {
+            Ok(()) => break,
+            Err(e) if is_404(&e) => break,
+            Err(e) if Instant::now() < deadline && e.to_string().contains("active endpoints") => {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    // The manager's engine lists the network until its own node let go of it.
+    while raw
+        .manager
+        .inspect_network(
+            env_name,
+            None::<bollard::query_parameters::InspectNetworkOptions>,
+        )
+        .await
+        .is_ok()
+    {
+        if Instant::now() > deadline {
+            return Err(format!("network {env_name} still listed after {DEADLINE:?}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let filters = HashMap::from([("label".to_string(), vec![format!("{ENV}={env_name}")])]);
+    for (node, engine) in &raw.nodes {
+        loop {
+            let left = engine
+                .list_containers(Some(
+                    ListContainersOptionsBuilder::default()
+                        .all(true)
+                        .filters(&filters)
+                        .build(),
+                ))
+                .await?;
+            if left.is_empty() {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(format!("node {node} still has {} containers", left.len()).into());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    Ok(())
+}
