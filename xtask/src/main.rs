@@ -208,6 +208,65 @@ fn test(args: &[String]) -> Result<(), String> {
     } else {
         command.args(args);
     }
+    run(&mut command)?;
+    // The whole suite also runs on a swarm; a filtered run (`cargo xtask test ARGS`) does not.
+    if args.is_empty() {
+        test_on_swarm()?;
+    }
+    Ok(())
+}
+
+/// Engine tests that do not run on a Docker Swarm, and why; the README's "Docker Swarm"
+/// section lists the same. Every other engine test runs a second time against a 3-node swarm.
+const NOT_ON_SWARM: &[(&str, &str)] = &[
+    ("swarm::", "they start their own swarms"),
+    ("faults::", "they kill and freeze private engines of their own"),
+    ("engines::", "they test finding an engine, with private engines and settings of their own"),
+    ("registry_auth::", "it points its child processes at engines and registries of its own"),
+    ("out_of_workspace::", "it builds a crate outside the workspace; swarm::the_readme_scenario_runs_unchanged_with_e2ekit_engine_swarm runs the same scenario on a swarm"),
+    ("demo::", "the standalone demo runs on the local engine"),
+    ("reaper::", "they plant leftovers with the local engine's CLI"),
+    ("container_options::on_a_remote_engine", "it starts a private remote engine of its own"),
+    ("catalog::etcd_elects_itself_and_stores_a_key", "it reads the files the service wrote from this host; on a swarm they stay on the task's node"),
+    ("catalog::prometheus_scrapes_itself_and_reloads_a_new_config", "it reads the files the service wrote from this host; on a swarm they stay on the task's node"),
+    ("environment::shared_dir_has_the_same_path_inside_and_outside", "a swarm gets a copy of the shared directory, not a mount"),
+    ("environment::close_removes_files_containers_wrote_as_root", "nothing a task writes lands on this host"),
+    ("environment::volumes_and_cpu_limit_apply_to_every_runnable", "host-path volumes cannot reach another host"),
+    ("workflow::a_shared_setup_notices_a_crash", "it triggers the crash through a file written on this host"),
+    ("lifecycle::start_options_reach_the_container", "services cannot ask for a user-namespace mode"),
+    ("container_options::a_fixed_host_port", "it expects the port on 127.0.0.1; a swarm publishes it on the task's node"),
+    ("container_options::named_volumes_tmpfs", "it lists volumes and runs read-only-root copies on the local engine"),
+    ("container_options::output_identity_and_exit_code", "it checks the container id with the local engine's CLI"),
+    ("crash_safety::keep_on_failure", "it expects endpoints on 127.0.0.1"),
+    ("monitoring::container_metrics_and_typed_query_results", "it expects the UI on 127.0.0.1"),
+    ("profiling::parca_follows", "it expects the UI on 127.0.0.1"),
+    ("ecosystem::an_image_pushed_to_the_scenarios_registry", "the registry's port is published on a node, where the manager's engine cannot push to 127.0.0.1"),
+    ("images::unused_host_images_are_pruned", "pruning sees the containers of the manager's engine only"),
+    ("probes_more::unhealthy_fails_fast", "Swarm kills an unhealthy task itself: the wait fails with its exit (137) instead"),
+];
+
+/// Runs the engine tests again on a fresh 3-node Docker Swarm (private engines in network
+/// namespaces; root needed), skipping [`NOT_ON_SWARM`].
+fn test_on_swarm() -> Result<(), String> {
+    println!("xtask: running the engine tests again on a 3-node Docker Swarm");
+    let mut command = Command::new(cargo());
+    command.args([
+        "run",
+        "--quiet",
+        "--package",
+        "e2ekit-test-engines",
+        "--",
+        "swarm",
+        "3",
+        "--",
+    ]);
+    command
+        .arg(cargo())
+        .args(["test", "--package", "e2ekit", "--test", "engine", "--"]);
+    for (test, _why) in NOT_ON_SWARM {
+        command.args(["--skip", test]);
+    }
+    command.args(["--test-threads", "2"]);
     run(&mut command)
 }
 

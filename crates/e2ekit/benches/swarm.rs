@@ -35,10 +35,9 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use bollard::models::{
-    EndpointSpec, EndpointSpecModeEnum, NetworkAttachmentConfig, NetworkCreateRequest,
-    NodeState, ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated, TaskSpec,
-    TaskSpecContainerSpec, TaskSpecPlacement, TaskSpecRestartPolicy,
-    TaskSpecRestartPolicyConditionEnum, TaskState,
+    EndpointSpec, EndpointSpecModeEnum, NetworkAttachmentConfig, NetworkCreateRequest, NodeState,
+    ServiceSpec, ServiceSpecMode, ServiceSpecModeReplicated, TaskSpec, TaskSpecContainerSpec,
+    TaskSpecPlacement, TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum, TaskState,
 };
 use bollard::query_parameters::{
     ListContainersOptionsBuilder, ListTasksOptionsBuilder, RemoveContainerOptionsBuilder,
@@ -301,15 +300,15 @@ async fn raw_starts(
                 .and_then(|c| c.container_id)
                 .filter(|c| !c.is_empty());
             match (state, container, t.node_id, t.service_id) {
-                (TaskState::RUNNING, Some(container), Some(node), Some(service)) => {
-                    if !tasks.iter().any(|t| t.service == service) {
-                        tasks.push(Task {
-                            service,
-                            node,
-                            container,
-                        });
-                        started.push(t1.elapsed());
-                    }
+                (TaskState::RUNNING, Some(container), Some(node), Some(service))
+                    if !tasks.iter().any(|t| t.service == service) =>
+                {
+                    tasks.push(Task {
+                        service,
+                        node,
+                        container,
+                    });
+                    started.push(t1.elapsed());
                 }
                 (
                     TaskState::FAILED
@@ -436,4 +435,407 @@ async fn raw_teardown(raw: &Raw, env_name: &str, tasks: &[Task]) -> Res<()> {
         }
     }
     Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cleanup: through the library's own sweep API, by environment name
+
+/// The engine string the sweep API takes for the swarm (`None`: the local engine).
+fn sweep_engine(manager: Option<&str>) -> Option<String> {
+    manager.map(|m| format!("swarm+{m}"))
+}
+
+/// Removes every environment whose name starts with [`PREFIX`] (or is `only`) on the swarm
+/// (`manager`) or the local engine; how many resources there were.
+async fn sweep(manager: Option<&str>, only: Option<&str>) -> Res<usize> {
+    let engine = sweep_engine(manager);
+    let mut removed = 0;
+    let mut first_error: Option<BoxError> = None;
+    for env in e2ekit::sweep::list_environments(engine.as_deref()).await? {
+        let ours = match only {
+            Some(name) => env.name == name,
+            None => env.name.starts_with(PREFIX),
+        };
+        if !ours {
+            continue;
+        }
+        match e2ekit::sweep::remove_environment(engine.as_deref(), &env.name).await {
+            Ok(()) => removed += env.containers + env.networks,
+            Err(e) => {
+                first_error.get_or_insert(e.into());
+            }
+        }
+    }
+    first_error.map_or(Ok(removed), Err)
+}
+
+async fn sweep_run(manager: Option<&str>, env_name: &str) {
+    match sweep(manager, Some(env_name)).await {
+        Ok(0) => {}
+        Ok(n) => eprintln!("bench: removed {n} leftover resources of {env_name}"),
+        Err(e) => eprintln!("bench: cleaning up {env_name}: {e}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Driver
+
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+enum Kind {
+    /// e2ekit, Swarm engine.
+    Swarm,
+    /// Raw Swarm API.
+    Raw,
+    /// e2ekit, local Docker engine.
+    Local,
+}
+
+impl Kind {
+    fn tag(self) -> &'static str {
+        match self {
+            Kind::Swarm => "e2e",
+            Kind::Raw => "raw",
+            Kind::Local => "local",
+        }
+    }
+}
+
+struct Setup {
+    manager: String,
+    raw: std::sync::Arc<Raw>,
+    swarm_image: String,
+    local_image: String,
+}
+
+/// Runs one scenario in its own task (so a panic is contained) and always sweeps after it.
+async fn run_one(setup: &Setup, kind: Kind, env_name: String) -> Option<Sample> {
+    let task = match kind {
+        Kind::Swarm => tokio::spawn(e2ekit_run(
+            Engine::swarm(setup.manager.clone()),
+            env_name.clone(),
+            setup.swarm_image.clone(),
+        )),
+        Kind::Local => tokio::spawn(e2ekit_run(
+            Engine::docker(),
+            env_name.clone(),
+            setup.local_image.clone(),
+        )),
+        Kind::Raw => {
+            let raw = setup.raw.clone();
+            let (name, image) = (env_name.clone(), setup.swarm_image.clone());
+            tokio::spawn(async move { raw_run(&raw, name, image).await })
+        }
+    };
+    let outcome = task.await;
+    let manager = (kind != Kind::Local).then_some(setup.manager.as_str());
+    sweep_run(manager, &env_name).await;
+    tokio::time::sleep(SETTLE).await;
+    match outcome {
+        Ok(Ok(s)) => Some(s),
+        Ok(Err(e)) => {
+            eprintln!("bench: {kind:?} run {env_name} failed: {e}");
+            None
+        }
+        Err(e) => {
+            eprintln!("bench: {kind:?} run {env_name} panicked: {e}");
+            None
+        }
+    }
+}
+
+/// The busybox image, built into the engine (on a swarm: into the manager's engine).
+async fn build_image(engine: Engine, env_name: &str) -> Res<String> {
+    let env = Environment::builder()
+        .name(env_name)
+        .engine(engine)
+        .build()
+        .await?;
+    let image = HostImage::new("e2ekit-bench/busybox")
+        .binary_at("/bin/busybox", "/bin/busybox")
+        .symlink("/bin/sh", "/bin/busybox")
+        .symlink("/bin/sleep", "/bin/busybox")
+        .build(&env)
+        .await;
+    env.close().await;
+    Ok(image?)
+}
+
+fn fmt_range(v: &[f64]) -> String {
+    let (lo, hi) = min_max(v);
+    format!("{:.0} ms ({:.0}–{:.0})", median(v), lo, hi)
+}
+
+fn print_report(runs: &HashMap<Kind, Vec<Sample>>, pairs: &[(f64, f64)], rounds: usize) {
+    let empty = Vec::new();
+    let of = |k: Kind| runs.get(&k).unwrap_or(&empty);
+    let col = |k: Kind, f: &dyn Fn(&Sample) -> f64| of(k).iter().map(f).collect::<Vec<f64>>();
+    println!();
+    println!(
+        "swarm bench: {N} services (busybox sh+sleep, no port, no probe) on a {NODES}-node swarm of private dockerds on this machine"
+    );
+    println!(
+        "rounds: {rounds} requested; succeeded: e2ekit swarm {}, raw swarm {}, e2ekit local {}; medians (min–max over rounds)",
+        of(Kind::Swarm).len(),
+        of(Kind::Raw).len(),
+        of(Kind::Local).len()
+    );
+    println!();
+    println!(
+        "| {:<34} | {:<22} | {:<22} | {:>7} | {:<22} |",
+        "metric", "e2ekit swarm", "raw swarm", "ratio", "e2ekit local docker"
+    );
+    println!(
+        "|{:-<36}|{:-<24}|{:-<24}|{:->9}|{:-<24}|",
+        "", "", "", "", ""
+    );
+    type Metric<'a> = (&'a str, &'a dyn Fn(&Sample) -> f64);
+    let metrics: [Metric; 6] = [
+        ("environment build / network", &|s| ms(s.build)),
+        ("starts: first start to all ready", &|s| ms(s.starts)),
+        ("  first start returned", &|s| {
+            s.started.iter().copied().min().map_or(f64::NAN, ms)
+        }),
+        ("  median start returned", &|s| {
+            median(&s.started.iter().copied().map(ms).collect::<Vec<_>>())
+        }),
+        ("bring-up = build + starts", &|s| ms(s.bring_up())),
+        ("teardown", &|s| ms(s.teardown)),
+    ];
+    for (label, f) in metrics {
+        let (a, b, c) = (col(Kind::Swarm, f), col(Kind::Raw, f), col(Kind::Local, f));
+        println!(
+            "| {:<34} | {:<22} | {:<22} | {:>6.2}x | {:<22} |",
+            label,
+            fmt_range(&a),
+            fmt_range(&b),
+            median(&a) / median(&b),
+            fmt_range(&c)
+        );
+    }
+    let bring: Vec<f64> = pairs.iter().map(|p| p.0).collect();
+    let td: Vec<f64> = pairs.iter().map(|p| p.1).collect();
+    println!();
+    println!(
+        "paired (same round) ratios e2ekit swarm / raw swarm over {} rounds, median (min–max): bring-up {:.2}x ({:.2}–{:.2}), teardown {:.2}x ({:.2}–{:.2}); target <= 1.2x",
+        pairs.len(),
+        median(&bring),
+        min_max(&bring).0,
+        min_max(&bring).1,
+        median(&td),
+        min_max(&td).0,
+        min_max(&td).1,
+    );
+    let verdict = |r: f64| if r <= 1.2 { "ok" } else { "MISSED" };
+    let bring_ratio = median(&col(Kind::Swarm, &|s| ms(s.bring_up())))
+        / median(&col(Kind::Raw, &|s| ms(s.bring_up())));
+    let td_ratio = median(&col(Kind::Swarm, &|s| ms(s.teardown)))
+        / median(&col(Kind::Raw, &|s| ms(s.teardown)));
+    println!(
+        "verdict (ratio of medians, target <= 1.2x raw): bring-up {bring_ratio:.2}x {}, teardown {td_ratio:.2}x {}",
+        verdict(bring_ratio),
+        verdict(td_ratio)
+    );
+}
+
+async fn bench(setup: &Setup, rounds: usize) -> Res<bool> {
+    // Warm-up: e2ekit's swarm run first, so the image reaches the nodes before the raw run.
+    println!("bench: warm-up");
+    for kind in [Kind::Swarm, Kind::Raw, Kind::Local] {
+        let name = format!("{PREFIX}-{}-warm", kind.tag());
+        if run_one(setup, kind, name).await.is_none() {
+            return Err(format!("{kind:?} warm-up failed").into());
+        }
+    }
+    let mut runs: HashMap<Kind, Vec<Sample>> = HashMap::new();
+    let mut pairs = Vec::new();
+    let kinds = [Kind::Swarm, Kind::Raw, Kind::Local];
+    for round in 0..rounds {
+        // Rotate the order so no kind always runs first or right after another's cleanup.
+        let mut order = kinds;
+        order.rotate_left(round % kinds.len());
+        let mut this: HashMap<Kind, Sample> = HashMap::new();
+        for kind in order {
+            let name = format!("{PREFIX}-{}-r{round}", kind.tag());
+            if let Some(s) = run_one(setup, kind, name).await {
+                println!(
+                    "bench: round {round} {kind:?}: build {:.0} ms, starts {:.0} ms, bring-up {:.0} ms, teardown {:.0} ms",
+                    ms(s.build),
+                    ms(s.starts),
+                    ms(s.bring_up()),
+                    ms(s.teardown)
+                );
+                this.insert(kind, s);
+            }
+        }
+        if let (Some(a), Some(b)) = (this.get(&Kind::Swarm), this.get(&Kind::Raw)) {
+            pairs.push((
+                ms(a.bring_up()) / ms(b.bring_up()),
+                ms(a.teardown) / ms(b.teardown),
+            ));
+        }
+        for (k, s) in this {
+            runs.entry(k).or_default().push(s);
+        }
+    }
+    if runs.get(&Kind::Swarm).is_none_or(Vec::is_empty)
+        || runs.get(&Kind::Raw).is_none_or(Vec::is_empty)
+    {
+        return Err("no successful e2ekit swarm or raw swarm run; nothing to compare".into());
+    }
+    print_report(&runs, &pairs, rounds);
+    Ok(kinds
+        .iter()
+        .all(|k| runs.get(k).map_or(0, Vec::len) == rounds))
+}
+
+async fn prepare(manager: &str) -> Res<Setup> {
+    let local =
+        Docker::connect_with_defaults().map_err(|e| format!("the local Docker engine: {e}"))?;
+    local
+        .ping()
+        .await
+        .map_err(|e| format!("the local Docker engine does not answer: {e}"))?;
+    // Leftovers of a killed earlier run on the local engine (the swarm is new).
+    if let Ok(n @ 1..) = sweep(None, None).await {
+        eprintln!("bench: removed {n} leftovers of an earlier run");
+    }
+    let raw = Raw::connect(manager).await?;
+    let swarm_image = build_image(
+        Engine::swarm(manager.to_string()),
+        &format!("{PREFIX}-image"),
+    )
+    .await?;
+    let local_image = build_image(Engine::docker(), &format!("{PREFIX}-image")).await?;
+    println!("bench: image {swarm_image} (swarm manager), {local_image} (local engine)");
+    Ok(Setup {
+        manager: manager.to_string(),
+        raw: std::sync::Arc::new(raw),
+        swarm_image,
+        local_image,
+    })
+}
+
+/// Why this bench cannot run here, if it cannot.
+fn cannot_run() -> Option<String> {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        return Some(
+            "it needs root (the swarm's nodes are private dockerds in network namespaces)"
+                .to_string(),
+        );
+    }
+    if !std::path::Path::new("/bin/busybox").is_file() {
+        return Some(
+            "it needs a static busybox at /bin/busybox (apt-get install busybox-static)".into(),
+        );
+    }
+    for tool in ["/usr/sbin/dockerd", "/usr/bin/docker"] {
+        if !std::path::Path::new(tool).is_file() {
+            return Some(format!("it needs {tool} (Docker's engine and CLI)"));
+        }
+    }
+    None
+}
+
+fn runtime(multi_thread: bool) -> tokio::runtime::Runtime {
+    let mut builder = if multi_thread {
+        tokio::runtime::Builder::new_multi_thread()
+    } else {
+        tokio::runtime::Builder::new_current_thread()
+    };
+    match builder.enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("bench: cannot build a tokio runtime: {e}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn main() {
+    if std::env::args().any(|a| a == "--list") {
+        println!("swarm: bench");
+        return;
+    }
+    // This bench handles Ctrl-C itself: it closes its environments, sweeps and then tears the
+    // swarm down; e2ekit's handler would re-raise the signal and end the process before the
+    // swarm's engines are stopped. Set before any thread exists.
+    std::env::set_var("E2EKIT_NO_SIGNAL_HANDLER", "1");
+    if let Some(why) = cannot_run() {
+        eprintln!("bench: CANNOT RUN the swarm benchmark: {why}");
+        std::process::exit(2);
+    }
+    let rounds = std::env::var("E2EKIT_BENCH_ROUNDS")
+        .ok()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|r| *r > 0)
+        .unwrap_or(5);
+
+    println!("bench: starting a {NODES}-node swarm");
+    let cluster = match Cluster::start_with(NODES, PrivateEngine::builder().default_route(false))
+        .map_err(|e| e.to_string())
+        .and_then(|c| match c.init_swarm() {
+            Ok(()) => Ok(c),
+            // Dropping the cluster tears its engines down.
+            Err(e) => Err(format!("forming the swarm: {e}")),
+        }) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!(
+                "bench: CANNOT RUN the swarm benchmark: no {NODES}-node test swarm (root, dockerd, nsenter, ip, iptables): {e}"
+            );
+            std::process::exit(2);
+        }
+    };
+    let manager = match cluster.engines()[0].tcp_host() {
+        Some(m) => m,
+        None => {
+            eprintln!("bench: the swarm's manager has no TCP listener");
+            drop(cluster);
+            std::process::exit(2);
+        }
+    };
+    println!("bench: swarm manager {manager}");
+
+    let main_rt = runtime(true);
+    let outcome: Res<bool> = main_rt.block_on(async {
+        tokio::select! {
+            r = async { bench(&prepare(&manager).await?, rounds).await } => r,
+            _ = tokio::signal::ctrl_c() => Err("interrupted".into()),
+        }
+    });
+    // Dropping the runtime cancels a run still in flight (after Ctrl-C); its environment
+    // closes on drop. Only then is the final sweep sure to see everything.
+    drop(main_rt);
+    let swept = runtime(false).block_on(async {
+        let swarm = sweep(Some(&manager), None).await;
+        let local = sweep(None, None).await;
+        (swarm, local)
+    });
+    for (where_, r) in [("swarm", swept.0), ("local engine", swept.1)] {
+        match r {
+            Ok(0) => {}
+            Ok(n) => {
+                eprintln!("bench: final cleanup removed {n} leftover resources on the {where_}")
+            }
+            Err(e) => eprintln!("bench: final cleanup on the {where_} failed: {e}"),
+        }
+    }
+    let stopped = cluster.stop();
+    if let Err(e) = &stopped {
+        eprintln!("bench: tearing the swarm down: {e}");
+    }
+    let code = match outcome {
+        Ok(true) if stopped.is_ok() => 0,
+        Ok(true) => 1,
+        Ok(false) => {
+            eprintln!("bench: some runs failed (see above)");
+            1
+        }
+        Err(e) => {
+            eprintln!("bench: {e}");
+            1
+        }
+    };
+    std::process::exit(code);
 }

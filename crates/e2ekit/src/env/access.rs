@@ -103,6 +103,11 @@ impl Runnable {
         })
     }
 
+    /// Whether the engine mounts this host's files (else the shared directory is a copy).
+    pub(crate) fn engine_sees_host_files(&self) -> bool {
+        self.backend().sees_host_files()
+    }
+
     /// After e2ekit rewrote `host_path` (in the shared directory) for a running service: on
     /// an engine that cannot see this host's files, copies it into the container, where the
     /// service reads it. Nothing to do on a local engine, where the directory is mounted.

@@ -32,6 +32,8 @@ const PORT: u16 = 8080;
 pub struct StaticMetricsServer {
     instrumented: Instrumented,
     file: PathBuf,
+    /// Serialises sending new content to a remote engine's copy.
+    pushing: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl StaticMetricsServer {
@@ -58,6 +60,7 @@ impl StaticMetricsServer {
             .map_err(|e| Error::io(format!("creating {}", root.display()), e))?;
         let server = Self {
             file: root.join("metrics"),
+            pushing: Default::default(),
             instrumented: Instrumented::new(
                 future.init(
                     StartOptions::new(image)
@@ -86,7 +89,29 @@ impl StaticMetricsServer {
         std::fs::write(&tmp, exposition.into())
             .map_err(|e| Error::io(format!("writing {}", tmp.display()), e))?;
         std::fs::rename(&tmp, &self.file)
-            .map_err(|e| Error::io(format!("replacing {}", self.file.display()), e))
+            .map_err(|e| Error::io(format!("replacing {}", self.file.display()), e))?;
+        let runnable = self.instrumented.runnable();
+        if runnable.engine_sees_host_files() || !runnable.is_running() {
+            return Ok(());
+        }
+        // On an engine that cannot see this host's files the server has its own copy: send
+        // it the new content before returning, as the mounted file would be there at once.
+        // On e2ekit's runtime (this may be called from any thread, async or not), one push
+        // at a time.
+        let (runnable, file, pushing) = (runnable.clone(), self.file.clone(), self.pushing.clone());
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        crate::runtime::spawn(async move {
+            let _one_at_a_time = pushing.lock().await;
+            let _ = done_tx.send(runnable.push_host_file(&file).await);
+        });
+        match done_rx.recv_timeout(std::time::Duration::from_secs(60)) {
+            Ok(result) => result,
+            Err(_) => Err(Error::Unexpected(format!(
+                "sending the new content of {} to static server {:?} did not finish within 60 s",
+                self.file.display(),
+                self.instrumented.runnable().name()
+            ))),
+        }
     }
 
     /// The server as an instrumented runnable.

@@ -38,6 +38,61 @@ fn container_output_is_printed_with_the_runnable_name() {
     }
 }
 
+/// `print_output(false)` on the environment silences every runnable, and a runnable's own
+/// `print_output(true)` wins over it; consumers see the lines either way.
+#[test]
+fn printing_is_silenced_per_environment_and_a_runnable_may_speak_again() {
+    if std::env::var_os("E2EKIT_CHILD_QUIET").is_some() {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            let env = Environment::builder()
+                .name("e2ekit-t-output-quiet")
+                .print_output(false)
+                .build()
+                .await?;
+            let image = crate::common::busybox(&env).await?;
+            let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+            let sink = seen.clone();
+            let quiet = env.runnable("quiet").init(
+                StartOptions::new(&image)
+                    .command(Command::sh("echo hush-1; echo hush-2; sleep 3600"))
+                    .readiness(LogProbe::contains("hush-2"))
+                    .on_output(move |l: &OutputLine| {
+                        sink.lock().expect("lock").push(l.text().to_string())
+                    }),
+            )?;
+            let loud = env.runnable("loud").init(
+                StartOptions::new(&image)
+                    .command(Command::sh("echo spoken; sleep 3600"))
+                    .readiness(LogProbe::contains("spoken"))
+                    .print_output(true),
+            )?;
+            start_and_wait_ready(&[&quiet, &loud]).await?;
+            assert_eq!(*seen.lock().expect("lock"), ["hush-1", "hush-2"]);
+            env.close().await;
+            Ok::<_, Error>(())
+        })
+        .expect("child scenario");
+        return;
+    }
+    let out = crate::common::run_child_test(
+        "output::printing_is_silenced_per_environment_and_a_runnable_may_speak_again",
+        &[("E2EKIT_CHILD_QUIET", "1")],
+    );
+    assert!(
+        out.contains("loud: spoken"),
+        "the runnable that asked to print did:\n{out}"
+    );
+    assert!(
+        !out.contains("quiet: hush"),
+        "the silenced runnable printed:\n{out}"
+    );
+}
+
 /// A number written as `(N bytes cut)` in `text`, if any.
 fn bytes_cut(text: &str) -> Option<u64> {
     let end = text.find(" bytes cut)")?;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use bollard::query_parameters::{ListConfigsOptionsBuilder, ListServicesOptionsBuilder};
 
 use super::SwarmBackend;
-use crate::engine::docker::calls::{is_not_found, within, CALL_TIMEOUT};
+use crate::engine::docker::calls::{engine_message, is_not_found, within, CALL_TIMEOUT};
 use crate::engine::{Labelled, Leftovers, ResourceKind};
 use crate::error::Result;
 use crate::host::labels;
@@ -183,39 +183,39 @@ impl SwarmBackend {
     }
 
     /// Removes overlay network `name`; the nodes release a removed task's endpoint a moment
-    /// after its container is gone, so "active endpoints" is retried for a while.
+    /// after its container is gone, so "active endpoints" is retried for a while. The swarm
+    /// forgets a network at once, while the manager's engine may list its own copy a moment
+    /// longer (and answer "not found" to a removal meanwhile): either way this returns once
+    /// the manager's engine no longer lists it.
     async fn remove_network_when_released(&self, name: &str) -> Result<()> {
         let deadline = Instant::now() + NETWORK_RELEASE;
         loop {
             match self.manager.remove_network(name).await {
-                // The swarm forgets it at once; the manager's engine lists it until its node
-                // let go of the network too.
-                Ok(()) => {
-                    while Instant::now() < deadline {
-                        let listed = self
-                            .manager
-                            .docker
-                            .inspect_network(
-                                name,
-                                None::<bollard::query_parameters::InspectNetworkOptions>,
-                            )
-                            .await;
-                        match listed {
-                            Ok(_) => tokio::time::sleep(Duration::from_millis(50)).await,
-                            Err(_) => break,
-                        }
-                    }
-                    return Ok(());
-                }
+                Ok(()) => break,
+                Err(e) if engine_message(&e).contains("not found") => break,
                 Err(e)
                     if Instant::now() < deadline
-                        && crate::engine::docker::calls::engine_message(&e)
-                            .contains("active endpoints") =>
+                        && engine_message(&e).contains("active endpoints") =>
                 {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
                 Err(e) => return Err(e),
             }
         }
+        while Instant::now() < deadline {
+            let listed = self
+                .manager
+                .docker
+                .inspect_network(
+                    name,
+                    None::<bollard::query_parameters::InspectNetworkOptions>,
+                )
+                .await;
+            match listed {
+                Ok(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+                Err(_) => break,
+            }
+        }
+        Ok(())
     }
 }

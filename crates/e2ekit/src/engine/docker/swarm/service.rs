@@ -110,7 +110,9 @@ impl SwarmBackend {
                     .filter(|c| !c.is_empty());
                 let state = status.state.unwrap_or(TaskState::NEW);
                 match (state, container) {
-                    (TaskState::RUNNING, Some(id)) => return Ok((id, None)),
+                    // STARTING: the container runs, and Swarm waits for its health check
+                    // before calling it running; readiness is the probe's to judge.
+                    (TaskState::RUNNING | TaskState::STARTING, Some(id)) => return Ok((id, None)),
                     (state, Some(id)) if is_final(state) => {
                         let code = status
                             .container_status
