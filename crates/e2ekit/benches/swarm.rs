@@ -32,7 +32,7 @@
 //! one) and on Ctrl-C; the swarm itself goes at the end.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bollard::models::{
     EndpointSpec, EndpointSpecModeEnum, NetworkAttachmentConfig, NetworkCreateRequest, NodeState,
@@ -40,7 +40,8 @@ use bollard::models::{
     TaskSpecPlacement, TaskSpecRestartPolicy, TaskSpecRestartPolicyConditionEnum, TaskState,
 };
 use bollard::query_parameters::{
-    ListContainersOptionsBuilder, ListTasksOptionsBuilder, RemoveContainerOptionsBuilder,
+    ListContainersOptionsBuilder, ListServicesOptionsBuilder, ListTasksOptionsBuilder,
+    RemoveContainerOptionsBuilder,
 };
 use bollard::Docker;
 use e2ekit::labels::{owner, ENV, OWNER};
@@ -84,6 +85,11 @@ struct Sample {
     started: Vec<Duration>,
     /// `close()` / removal of everything until gone.
     teardown: Duration,
+    /// Per service, when the swarm created it (its `CreatedAt`), after the first start.
+    created: Vec<Duration>,
+    /// Per service, when its task entered RUNNING (the task status timestamp), after the
+    /// first start.
+    running: Vec<Duration>,
 }
 
 impl Sample {
@@ -95,7 +101,14 @@ impl Sample {
 // ---------------------------------------------------------------------------------------------
 // e2ekit (swarm or local engine)
 
-async fn e2ekit_run(engine: Engine, env_name: String, image: String) -> Res<Sample> {
+/// `manager`: the swarm's manager, asked after the bring-up when the services were created
+/// and their tasks ran (`None` on the local engine).
+async fn e2ekit_run(
+    engine: Engine,
+    env_name: String,
+    image: String,
+    manager: Option<Docker>,
+) -> Res<Sample> {
     let t0 = Instant::now();
     let env = Environment::builder()
         .name(&env_name)
@@ -103,16 +116,25 @@ async fn e2ekit_run(engine: Engine, env_name: String, image: String) -> Res<Samp
         .build()
         .await?;
     let build = t0.elapsed();
+    let t1_sys = SystemTime::now();
     let result = e2ekit_starts(&env, &image).await;
+    // Outside the timings: when the swarm created each service and ran its task.
+    let observed = match (&result, &manager) {
+        (Ok(_), Some(m)) => Some(observe(m, &env_name, t1_sys).await),
+        _ => None,
+    };
     let t2 = Instant::now();
     env.close().await;
     let teardown = t2.elapsed();
     let (starts, started) = result?;
+    let (created, running) = observed.transpose()?.unwrap_or_default();
     Ok(Sample {
         build,
         starts,
         started,
         teardown,
+        created,
+        running,
     })
 }
 
@@ -247,21 +269,93 @@ async fn raw_run(raw: &Raw, env_name: String, image: String) -> Res<Sample> {
         })
         .await?;
     let build = t0.elapsed();
+    let t1_sys = SystemTime::now();
     let t1 = Instant::now();
     let mut tasks = Vec::new();
     let result = raw_starts(raw, &env_name, &image, t1, &mut tasks).await;
     let starts = t1.elapsed();
+    let observed = match &result {
+        Ok(_) => Some(observe(&raw.manager, &env_name, t1_sys).await),
+        Err(_) => None,
+    };
     let t2 = Instant::now();
     let removed = raw_teardown(raw, &env_name, &tasks).await;
     let teardown = t2.elapsed();
     let started = result?;
     removed?;
+    let (created, running) = observed.transpose()?.unwrap_or_default();
     Ok(Sample {
         build,
         starts,
         started,
         teardown,
+        created,
+        running,
     })
+}
+
+/// When the swarm created each service of `env_name` and when each one's task entered
+/// RUNNING, after `t1` (the manager's engine shares this machine's clock).
+async fn observe(
+    manager: &Docker,
+    env_name: &str,
+    t1: SystemTime,
+) -> Res<(Vec<Duration>, Vec<Duration>)> {
+    let label = HashMap::from([("label".to_string(), vec![format!("{ENV}={env_name}")])]);
+    let services = manager
+        .list_services(Some(
+            ListServicesOptionsBuilder::default()
+                .filters(&label)
+                .build(),
+        ))
+        .await?;
+    let after_t1 = |at: Option<&str>| -> Res<Duration> {
+        let at = at
+            .and_then(parse_rfc3339)
+            .ok_or("a swarm timestamp that is not RFC 3339")?;
+        Ok(at.duration_since(t1).unwrap_or_default())
+    };
+    let mut created = Vec::new();
+    let mut ids = Vec::new();
+    for svc in services {
+        created.push(after_t1(svc.created_at.as_deref())?);
+        ids.extend(svc.id);
+    }
+    let filters = HashMap::from([("service".to_string(), ids)]);
+    let tasks = manager
+        .list_tasks(Some(
+            ListTasksOptionsBuilder::default().filters(&filters).build(),
+        ))
+        .await?;
+    let mut running = Vec::new();
+    for t in tasks {
+        let status = t.status.unwrap_or_default();
+        if status.state == Some(TaskState::RUNNING) {
+            running.push(after_t1(status.timestamp.as_deref())?);
+        }
+    }
+    Ok((created, running))
+}
+
+/// `2026-11-30T11:12:00.123456789Z` (UTC, as the engine writes it) as a `SystemTime`.
+fn parse_rfc3339(s: &str) -> Option<SystemTime> {
+    let s = s.strip_suffix('Z')?;
+    let (date, time) = s.split_once('T')?;
+    let mut d = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
+    let mut t = hms.splitn(3, ':').map(|p| p.parse::<i64>().ok());
+    let (hh, mm, ss) = (t.next()??, t.next()??, t.next()??);
+    let nanos: u32 = format!("{frac:0<9}").get(..9)?.parse().ok()?;
+    // Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's days_from_civil).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = u64::try_from(days * 86_400 + hh * 3600 + mm * 60 + ss).ok()?;
+    Some(UNIX_EPOCH + Duration::new(secs, nanos))
 }
 
 /// Creates the services concurrently and lists their tasks until all run; `tasks` gets every
@@ -514,11 +608,13 @@ async fn run_one(setup: &Setup, kind: Kind, env_name: String) -> Option<Sample> 
             Engine::swarm(setup.manager.clone()),
             env_name.clone(),
             setup.swarm_image.clone(),
+            Some(setup.raw.manager.clone()),
         )),
         Kind::Local => tokio::spawn(e2ekit_run(
             Engine::docker(),
             env_name.clone(),
             setup.local_image.clone(),
+            None,
         )),
         Kind::Raw => {
             let raw = setup.raw.clone();
@@ -589,9 +685,19 @@ fn print_report(runs: &HashMap<Kind, Vec<Sample>>, pairs: &[(f64, f64)], rounds:
         "", "", "", "", ""
     );
     type Metric<'a> = (&'a str, &'a dyn Fn(&Sample) -> f64);
-    let metrics: [Metric; 6] = [
+    let first = |v: &[Duration]| v.iter().copied().min().map_or(f64::NAN, ms);
+    let last = |v: &[Duration]| v.iter().copied().max().map_or(f64::NAN, ms);
+    let metrics: [Metric; 12] = [
         ("environment build / network", &|s| ms(s.build)),
         ("starts: first start to all ready", &|s| ms(s.starts)),
+        ("  first service created (swarm)", &|s| first(&s.created)),
+        ("  last service created (swarm)", &|s| last(&s.created)),
+        ("  first task running (swarm)", &|s| first(&s.running)),
+        ("  last task running (swarm)", &|s| last(&s.running)),
+        ("  last start returned", &|s| last(&s.started)),
+        ("  = last task running + this", &|s| {
+            last(&s.started) - last(&s.running)
+        }),
         ("  first start returned", &|s| {
             s.started.iter().copied().min().map_or(f64::NAN, ms)
         }),

@@ -274,8 +274,15 @@ async fn static_server_content_changes_while_waiting() -> Result<()> {
         "{text}"
     );
 
-    // Another path on the same server.
-    std::fs::write(server.dir().join("www").join("other"), "alt 5\n").expect("write");
+    // Another path on the same server, put there through the engine (on a remote engine or a
+    // swarm the shared directory is the server's own copy).
+    let other = server.dir().join("www").join("other");
+    server
+        .copy_to(CopyFile::bytes(
+            b"alt 5\n".to_vec(),
+            other.display().to_string(),
+        ))
+        .await?;
     let alt = server.instrumented().clone().metrics_path("/other");
     alt.wait_sum_metrics(equals(5.0), ["alt"]).await?;
     env.close().await;
