@@ -216,17 +216,17 @@ async fn metrics_monitoring_and_files_work_across_the_nodes() -> Result<()> {
                 })
             })
         },
-        policy.clone(),
+        policy,
     )
     .await?;
     let local = mon
-        .wait_query("e2ekit_test_marker", |s| !s.is_empty(), policy.clone())
+        .wait_query("e2ekit_test_marker", |s| !s.is_empty(), policy)
         .await?;
     assert_eq!(local[0].value, 7.0);
     mon.wait_query(
         "container_memory_working_set_bytes",
         |s| s.len() >= 3,
-        policy.clone(),
+        policy,
     )
     .await?;
 
@@ -239,7 +239,7 @@ async fn metrics_monitoring_and_files_work_across_the_nodes() -> Result<()> {
     )
     .await?;
     PromQl::of(&prom, db::ACCESS_PORT)?
-        .wait("up{job=\"copied\"} == 1", |s| s.len() == 1, policy.clone())
+        .wait("up{job=\"copied\"} == 1", |s| s.len() == 1, policy)
         .await?;
 
     // No path of this host is mounted anywhere; files come back by copy.
