@@ -19,6 +19,10 @@
 //!    the nodes still hold endpoints) and waits until the manager's engine no longer lists
 //!    it and no node lists a container of the round.
 //!
+//! Besides the timings, each swarm run asks the manager afterwards (outside the timed windows)
+//! when it created each service and when each task entered RUNNING, so the report shows how
+//! much of the bring-up comes before the services exist and how much is the swarm's own work.
+//!
 //! The workload: a static busybox image built from `/bin/busybox` with `HostImage`, running
 //! `sh -c "trap 'exit 0' TERM; sleep 3600 & wait"` (a bare `sleep` as PID 1 ignores SIGTERM,
 //! so every graceful stop would wait for the kill), no published port, no readiness probe:
@@ -27,9 +31,10 @@
 //! find it there.
 //!
 //! Run (as root, with `dockerd`, `ip`, `iptables`, `nsenter`): `cargo bench -p e2ekit --bench
-//! swarm` (rounds: `E2EKIT_BENCH_ROUNDS`, default 5). Everything a run creates carries
-//! `e2ekit.env=bench-swarm-…` and is removed after every run (also after a failed or panicking
-//! one) and on Ctrl-C; the swarm itself goes at the end.
+//! swarm` (rounds: `E2EKIT_BENCH_ROUNDS`, default 10: with five, single rounds' ratios range
+//! 0.8–1.4× on a loaded machine). Everything a run creates carries `e2ekit.env=bench-swarm-…`
+//! and is removed after every run (also after a failed or panicking one) and on Ctrl-C; the
+//! swarm itself goes at the end.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -657,6 +662,10 @@ async fn build_image(engine: Engine, env_name: &str) -> Res<String> {
 }
 
 fn fmt_range(v: &[f64]) -> String {
+    // Only the swarm runs have swarm timestamps.
+    if v.iter().all(|x| x.is_nan()) {
+        return "–".to_string();
+    }
     let (lo, hi) = min_max(v);
     format!("{:.0} ms ({:.0}–{:.0})", median(v), lo, hi)
 }
@@ -875,7 +884,7 @@ fn main() {
         .ok()
         .and_then(|v| v.trim().parse::<usize>().ok())
         .filter(|r| *r > 0)
-        .unwrap_or(5);
+        .unwrap_or(10);
 
     println!("bench: starting a {NODES}-node swarm");
     let cluster = match Cluster::start_with(NODES, PrivateEngine::builder().default_route(false))
