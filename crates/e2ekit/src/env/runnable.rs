@@ -369,7 +369,8 @@ impl Runnable {
         &self.inner.name
     }
 
-    /// The container's name on the engine (`<env>-<name>`).
+    /// The container's name on the engine (`<env>-<name>`; on a Docker Swarm, the name of the
+    /// runnable's service, whose task container the swarm names itself).
     pub fn container_name(&self) -> &str {
         &self.inner.container_name
     }

@@ -86,6 +86,9 @@ pub(crate) struct SwarmBackend {
     known_engines: Arc<Mutex<BTreeMap<String, Arc<DockerBackend>>>>,
     /// Round-robin position over the ready nodes, shared by the copies.
     next_node: Arc<std::sync::atomic::AtomicUsize>,
+    /// Container id → what Swarm said when its task failed (`task: non-zero exit (1)`,
+    /// `starting container failed: ...`), shown after the container's own last lines.
+    task_errors: Arc<Mutex<HashMap<String, String>>>,
 }
 
 impl std::fmt::Debug for SwarmBackend {
@@ -138,6 +141,7 @@ impl SwarmBackend {
             node_engines: Arc::default(),
             known_engines: Arc::default(),
             next_node,
+            task_errors: Arc::default(),
         })
     }
 
@@ -194,15 +198,15 @@ impl SwarmBackend {
 impl Backend for SwarmBackend {
     async fn reconnect(&self) -> Result<Arc<dyn Backend>> {
         let manager = DockerBackend::connect(Some(&self.manager.endpoint)).await?;
-        Ok(Arc::new(
-            Self::on(
-                manager,
-                self.node_port,
-                self.placements.clone(),
-                self.next_node.clone(),
-            )
-            .await?,
-        ))
+        let mut copy = Self::on(
+            manager,
+            self.node_port,
+            self.placements.clone(),
+            self.next_node.clone(),
+        )
+        .await?;
+        copy.task_errors = self.task_errors.clone();
+        Ok(Arc::new(copy))
     }
 
     async fn ping(&self) -> Result<()> {
@@ -381,10 +385,18 @@ impl Backend for SwarmBackend {
     }
 
     async fn log_tail(&self, id: &str, lines: usize, max_line: usize) -> Vec<LogLine> {
-        match self.engine_of(id).await {
+        let mut tail = match self.engine_of(id).await {
             Ok(engine) => engine.log_tail(id, lines, max_line).await,
             Err(_) => Vec::new(),
+        };
+        if let Some(reason) = lock(&self.task_errors).get(id) {
+            tail.push(LogLine {
+                stderr: true,
+                text: format!("(swarm: {reason})"),
+                cut: 0,
+            });
         }
+        tail
     }
 
     async fn exec(&self, id: &str, for_whom: &str, request: &ExecRequest) -> Result<ExecOutput> {

@@ -114,6 +114,9 @@ impl SwarmBackend {
                     // before calling it running; readiness is the probe's to judge.
                     (TaskState::RUNNING | TaskState::STARTING, Some(id)) => return Ok((id, None)),
                     (state, Some(id)) if is_final(state) => {
+                        if let Some(reason) = status.err.clone().or(status.message.clone()) {
+                            lock(&self.task_errors).insert(id.clone(), reason);
+                        }
                         let code = status
                             .container_status
                             .and_then(|c| c.exit_code)
