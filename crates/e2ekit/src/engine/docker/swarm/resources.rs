@@ -4,10 +4,10 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use bollard::query_parameters::{ListConfigsOptionsBuilder, ListServicesOptionsBuilder};
+use bollard::query_parameters::ListServicesOptionsBuilder;
 
 use super::SwarmBackend;
-use crate::engine::docker::calls::{engine_message, is_not_found, within, CALL_TIMEOUT};
+use crate::engine::docker::calls::{engine_message, within, CALL_TIMEOUT};
 use crate::engine::{Labelled, Leftovers, ResourceKind};
 use crate::error::Result;
 use crate::host::labels;
@@ -136,30 +136,8 @@ impl SwarmBackend {
                 first_error.get_or_insert(e);
             }
         }
-        let config_filters = HashMap::from([("label".to_string(), filter.clone())]);
-        let configs = within(
-            || format!("listing the configs of environment {env}"),
-            CALL_TIMEOUT,
-            self.manager.docker.list_configs(Some(
-                ListConfigsOptionsBuilder::default()
-                    .filters(&config_filters)
-                    .build(),
-            )),
-        )
-        .await?;
-        for c in configs.into_iter().filter_map(|c| c.id) {
-            match within(
-                || format!("removing config {c}"),
-                CALL_TIMEOUT,
-                self.manager.docker.delete_config(&c),
-            )
-            .await
-            {
-                Err(e) if !is_not_found(&e) => {
-                    first_error.get_or_insert(e);
-                }
-                _ => {}
-            }
+        if let Err(e) = self.remove_configs(filter.clone()).await {
+            first_error.get_or_insert(e);
         }
         let (_, networks) = self.manager.list_with_label(filter.clone()).await?;
         let mut names: Vec<String> = networks.into_iter().filter_map(|n| n.name).collect();

@@ -297,15 +297,16 @@ impl SwarmBackend {
 
     /// The configs and the shared-dir volume service `name` brought.
     async fn remove_service_resources(&self, name: &str, engine: &DockerBackend) -> Result<()> {
-        let label = format!("{SERVICE_LABEL}={name}");
-        self.remove_configs(&label).await?;
+        self.remove_configs(vec![format!("{SERVICE_LABEL}={name}")])
+            .await?;
         let volume = format!("{name}-shared");
         engine.remove_volume(&volume).await
     }
 
-    /// Removes the configs carrying `label` (`key=value`).
-    pub(super) async fn remove_configs(&self, label: &str) -> Result<()> {
-        let filters = HashMap::from([("label".to_string(), vec![label.to_string()])]);
+    /// Removes the configs carrying every one of `filter_labels` (`key` or `key=value`).
+    pub(super) async fn remove_configs(&self, filter_labels: Vec<String>) -> Result<()> {
+        let label = filter_labels.join(",");
+        let filters = HashMap::from([("label".to_string(), filter_labels)]);
         let configs = within(
             || format!("listing configs labelled {label}"),
             CALL_TIMEOUT,
