@@ -208,7 +208,17 @@ async fn an_engine_that_cannot_bind_the_address_it_is_reached_at_publishes_on_al
     let node: std::net::IpAddr = engine.node_addr().parse().expect("an IP");
     tokio::task::block_in_place(|| {
         for at in [node, std::net::IpAddr::from([127, 0, 0, 1])] {
-            let (ok, said) = connects_inside(&engine, SocketAddr::new(at, endpoint.port()));
+            // httpd may not listen yet right after the start (the engine's host reaches it
+            // through a DNAT rule straight to the container): poll, bounded.
+            let mut attempt = connects_inside(&engine, SocketAddr::new(at, endpoint.port()));
+            for _ in 0..100 {
+                if attempt.0 {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+                attempt = connects_inside(&engine, SocketAddr::new(at, endpoint.port()));
+            }
+            let (ok, said) = attempt;
             assert!(
                 ok,
                 "published on every address of the engine's host, {at} too: {said}"
