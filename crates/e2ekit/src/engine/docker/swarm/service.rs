@@ -66,11 +66,17 @@ impl SwarmBackend {
         match self.wait_for_task(&spec.name, for_whom).await {
             Ok((container, exited)) => {
                 lock(&self.placements).insert(container.clone(), node.id.clone());
+                if exited.is_none() {
+                    self.until_started(&engine, &container, for_whom).await?;
+                }
                 let mut started = engine
                     .inspect(&container, spec.network.as_deref(), for_whom)
                     .await?;
                 if started.exited.is_none() {
                     started.exited = exited;
+                }
+                if started.exited.is_some() {
+                    self.remember_why_it_ended(&engine, &container).await;
                 }
                 Ok(started)
             }
@@ -140,6 +146,50 @@ impl SwarmBackend {
             }
             tokio::time::sleep(pause).await;
             pause = (pause * 2).min(Duration::from_millis(200));
+        }
+    }
+
+    /// Waits (bounded) until container `id` left the `created` state: a task Swarm calls
+    /// `starting` may still be between create and start on its node.
+    async fn until_started(&self, engine: &DockerBackend, id: &str, for_whom: &str) -> Result<()> {
+        let started = Instant::now();
+        loop {
+            let info = within(
+                || format!("inspecting container {id} of runnable {for_whom}"),
+                CALL_TIMEOUT,
+                engine.docker.inspect_container(id, None),
+            )
+            .await?;
+            let status = info.state.and_then(|s| s.status);
+            if status != Some(bollard::models::ContainerStateStatusEnum::CREATED) {
+                return Ok(());
+            }
+            if started.elapsed() > TASK_START {
+                return Err(Error::EngineTimeout {
+                    action: format!("waiting for container {id} of runnable {for_whom} to start"),
+                    after: TASK_START,
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Keeps what the engine and Swarm said about a container that ended at once (its
+    /// `State.Error`, the task's error), for the error's output lines.
+    async fn remember_why_it_ended(&self, engine: &DockerBackend, id: &str) {
+        let engine_said = engine
+            .docker
+            .inspect_container(id, None)
+            .await
+            .ok()
+            .and_then(|i| i.state)
+            .and_then(|s| s.error)
+            .filter(|e| !e.is_empty());
+        if let Some(reason) = engine_said {
+            lock(&self.task_errors)
+                .entry(id.to_string())
+                .and_modify(|r| *r = format!("{r}; {reason}"))
+                .or_insert(reason);
         }
     }
 
