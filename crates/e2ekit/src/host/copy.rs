@@ -105,15 +105,23 @@ pub(crate) fn write_entries(entries: &[FileEntry], dest: &Path) -> Result<(), St
     let Some(root) = entries.first().map(|e| e.path.clone()) else {
         return Err("the engine returned nothing".to_string());
     };
-    for e in entries {
+    let relative = |e: &FileEntry| -> String {
         let rel = e.path.strip_prefix(&root).unwrap_or(&e.path);
-        let rel = rel.trim_start_matches('/');
-        if rel.split('/').any(|c| c == "..") || Path::new(rel).is_absolute() {
-            return Err(format!(
-                "the engine's archive holds an unsafe path {:?}",
-                e.path
-            ));
-        }
+        rel.trim_start_matches('/').to_string()
+    };
+    // Every path is checked before anything is written: a refused archive leaves nothing.
+    if let Some(bad) = entries
+        .iter()
+        .find(|e| relative(e).split('/').any(|c| c == ".."))
+    {
+        return Err(format!(
+            "the engine's archive holds an unsafe path {:?}",
+            bad.path
+        ));
+    }
+    for e in entries {
+        let rel = relative(e);
+        let rel = rel.as_str();
         let path = if rel.is_empty() {
             dest.to_path_buf()
         } else {
@@ -207,8 +215,9 @@ mod tests {
                 gid: 0,
             },
         ];
-        let dest = std::env::temp_dir().join("e2ekit-copy-evil-never-written");
+        let dest = std::env::temp_dir().join(format!("e2ekit-copy-evil-{}", std::process::id()));
         let err = write_entries(&evil, &dest).unwrap_err();
         assert!(err.contains("unsafe"), "{err}");
+        assert!(!dest.exists(), "a refused archive writes nothing");
     }
 }
