@@ -220,6 +220,8 @@ fn test(args: &[String]) -> Result<(), String> {
         "--",
         "swarm::",
     ]))?;
+    // The skip above also matched the Swarm backend's unit tests.
+    run(Command::new(cargo()).args(["test", "--package", "e2ekit", "--lib", "--", "swarm::"]))?;
     // The whole suite also runs on a swarm; a filtered run (`cargo xtask test ARGS`) does not.
     test_on_swarm()
 }
